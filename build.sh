@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+#
+# ./build.sh         install what is missing, build build/ngx_http_stockprice_module.so
+# ./build.sh run     build if needed, run nginx in the foreground with demo/nginx.conf
+# ./build.sh test    build if needed, run the unit tests (tests/) and the
+#                    integration tests (t/)
+#
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BUILD="$ROOT/build"
+SRC="$BUILD/nginx-src"
+MODULE="$BUILD/ngx_http_stockprice_module.so"
+NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
+
+PACKAGES="nginx nginx-dev libcurl4-openssl-dev libcjson-dev libcmocka-dev
+          gcc make clang perl libtest-simple-perl libhttp-tiny-perl
+          libpcre2-dev libssl-dev zlib1g-dev"
+
+log() { printf '%s\n' "build.sh: $*" >&2; }
+
+
+install_packages() {
+    local missing=() p
+
+    for p in $PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
+            | grep -q 'install ok installed' || missing+=("$p")
+    done
+
+    [ ${#missing[@]} -eq 0 ] && return 0
+
+    log "installing ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q \
+        --no-install-recommends "${missing[@]}"
+}
+
+
+configure_nginx() {
+    local stamp="$SRC/.configured"
+
+    # configure once; again only when the module's config file changes
+    if [ -f "$stamp" ] && [ "$stamp" -nt "$ROOT/config" ] \
+       && [ -f "$SRC/objs/Makefile" ]
+    then
+        return 0
+    fi
+
+    log "configuring nginx $("$NGINX_BIN" -v 2>&1 | sed 's/.*\///')"
+    rm -rf "$SRC"
+    mkdir -p "$BUILD"
+    cp -r /usr/share/nginx/src "$SRC"
+
+    # the packaged binary's own flags, so the module's signature matches
+    local NGX_CONF_FLAGS=()
+    # shellcheck disable=SC1091
+    . "$SRC/conf_flags"
+
+    (cd "$SRC" && ./configure "${NGX_CONF_FLAGS[@]}" --with-compat \
+        --add-dynamic-module="$ROOT" >"$BUILD/configure.log" 2>&1) \
+        || { tail -30 "$BUILD/configure.log" >&2; exit 1; }
+
+    touch "$stamp"
+}
+
+
+build_module() {
+    install_packages
+    configure_nginx
+
+    make -s -C "$SRC" -f objs/Makefile modules \
+        >"$BUILD/make.log" 2>&1 || { cat "$BUILD/make.log" >&2; exit 1; }
+
+    # replace, never overwrite in place: a running nginx has the old file
+    # mapped
+    local so="$SRC/objs/ngx_http_stockprice_module.so"
+    if ! cmp -s "$so" "$MODULE"; then
+        install -m 644 "$so" "$MODULE.tmp"
+        mv -f "$MODULE.tmp" "$MODULE"
+        log "built $MODULE"
+    fi
+}
+
+
+run_demo() {
+    local prefix="$BUILD/demo"
+
+    build_module
+    mkdir -p "$prefix/logs"
+
+    sed -e "s|%%MODULE%%|$MODULE|g" \
+        -e "s|%%DEMO%%|$ROOT/demo|g" \
+        -e "s|%%PREFIX%%|$prefix|g" \
+        "$ROOT/demo/nginx.conf" >"$prefix/nginx.conf"
+
+    "$NGINX_BIN" -t -q -p "$prefix/" -c "$prefix/nginx.conf"
+
+    log "serving http://127.0.0.1:8080/api/StockPrice (Ctrl-C stops)"
+    exec "$NGINX_BIN" -p "$prefix/" -c "$prefix/nginx.conf" -g 'daemon off;'
+}
+
+
+run_tests() {
+    local failed=0
+
+    build_module
+
+    echo "== unit tests (tests/, cmocka)"
+    make -s -C "$ROOT/tests" check || failed=1
+
+    echo "== integration tests (t/, prove)"
+    (cd "$ROOT" && STOCKPRICE_MODULE="$MODULE" NGINX_BIN="$NGINX_BIN" \
+        prove -I t/lib t/) || failed=1
+
+    return $failed
+}
+
+
+case "${1:-build}" in
+    build)  build_module ;;
+    run)    run_demo ;;
+    test)   run_tests ;;
+    *)      echo "usage: $0 [build|run|test]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,569 @@
+
+/*
+ * Copyright (C) ngx_stockprice authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <ngx_http_stockprice_parse.h>
+#include <ngx_http_stockprice_render.h>
+#include <ngx_http_stockprice_module.h>
+#include <ngx_http_stockprice_zone.h>
+
+
+static ngx_int_t ngx_http_stockprice_not_allowed(ngx_http_request_t *r);
+static ngx_int_t ngx_http_stockprice_symbol(ngx_http_request_t *r,
+    ngx_str_t *symbol);
+static ngx_int_t ngx_http_stockprice_filter(ngx_http_request_t *r,
+    ngx_array_t **filter);
+static ngx_http_stockprice_sym_t *ngx_http_stockprice_find(
+    ngx_http_stockprice_snap_t *snap, u_char *name, size_t len);
+static int ngx_libc_cdecl ngx_http_stockprice_cmp_ptr(const void *one,
+    const void *two);
+
+
+ngx_str_t  ngx_http_stockprice_json_type = ngx_string("application/json");
+static ngx_str_t  ngx_http_stockprice_text_type =
+    ngx_string("text/plain; version=0.0.4; charset=utf-8");
+
+
+ngx_int_t
+ngx_http_stockprice_handler(ngx_http_request_t *r)
+{
+    u_char                          *p, *etag;
+    size_t                           len, etag_len;
+    time_t                           last_modified;
+    ngx_int_t                        rc;
+    ngx_str_t                        symbol, *f;
+    ngx_buf_t                       *b;
+    ngx_uint_t                       i, n;
+    ngx_array_t                     *filter;
+    ngx_http_stockprice_sh_t        *sh;
+    ngx_http_stockprice_ctx_t       *ctx;
+    ngx_http_stockprice_sym_t       *sym, **found;
+    ngx_http_stockprice_snap_t      *snap;
+    ngx_http_stockprice_loc_conf_t  *slcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return ngx_http_stockprice_not_allowed(r);
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_http_stockprice_symbol(r, &symbol) != NGX_OK) {
+        return ngx_http_stockprice_send_error(r, NGX_HTTP_NOT_FOUND,
+                                              "not found");
+    }
+
+    filter = NULL;
+
+    if (symbol.len == 0) {
+        rc = ngx_http_stockprice_filter(r, &filter);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    found = NULL;
+
+    if (filter) {
+        found = ngx_palloc(r->pool, (filter->nelts + 1) * sizeof(void *));
+        if (found == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    etag = ngx_pnalloc(r->pool, NGX_HTTP_STOCKPRICE_ETAG_LEN);
+    if (etag == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_stockprice_module);
+    ctx = slcf->shm_zone->data;
+    sh = ctx->sh;
+
+    b = NULL;
+    sym = NULL;
+    n = 0;
+
+    /* sizes, then bytes, all from one snapshot */
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    snap = sh->snapshot;
+    etag_len = ngx_http_stockprice_etag(sh, etag);
+    last_modified = snap ? snap->last_modified : -1;
+
+    if (symbol.len) {
+        sym = snap ? ngx_http_stockprice_find(snap, symbol.data, symbol.len)
+                   : NULL;
+
+        if (sym == NULL) {
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+            return ngx_http_stockprice_send_error(r, NGX_HTTP_NOT_FOUND,
+                                                  "unknown symbol \"%V\"",
+                                                  &symbol);
+        }
+
+        len = 2 + sym->newest_len + sym->older_len;
+
+    } else if (filter) {
+        f = filter->elts;
+        len = 2;
+
+        for (i = 0; snap && i < filter->nelts; i++) {
+            sym = ngx_http_stockprice_find(snap, f[i].data, f[i].len);
+
+            if (sym) {
+                found[n++] = sym;
+            }
+        }
+
+        /* the snapshot's order is the symbols' order */
+        ngx_qsort(found, n, sizeof(void *), ngx_http_stockprice_cmp_ptr);
+
+        for (i = 0; i < n; i++) {
+            if (i && found[i] == found[i - 1]) {
+                continue;
+            }
+
+            len += (i ? 1 : 0) + found[i]->newest_len;
+        }
+
+    } else {
+        len = snap ? snap->list_len : 2;
+    }
+
+    if (r->method != NGX_HTTP_HEAD) {
+        b = ngx_create_temp_buf(r->pool, len);
+
+        if (b == NULL) {
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = b->last;
+
+        if (symbol.len) {
+            *p++ = '[';
+            p = ngx_cpymem(p, sym->newest, sym->newest_len);
+            p = ngx_cpymem(p, sym->older, sym->older_len);
+            *p++ = ']';
+
+        } else if (filter) {
+            *p++ = '[';
+
+            for (i = 0; i < n; i++) {
+                if (i && found[i] == found[i - 1]) {
+                    continue;
+                }
+
+                if (p - b->last > 1) {
+                    *p++ = ',';
+                }
+
+                p = ngx_cpymem(p, found[i]->newest, found[i]->newest_len);
+            }
+
+            *p++ = ']';
+
+        } else if (snap) {
+            p = ngx_cpymem(p, snap->list, snap->list_len);
+
+        } else {
+            *p++ = '[';
+            *p++ = ']';
+        }
+
+        b->last = p;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    if (ngx_http_stockprice_add_header(r, "Cache-Control",
+                                       (u_char *) "no-cache", 8)
+        == NULL)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.etag = ngx_http_stockprice_add_header(r, "ETag", etag,
+                                                         etag_len);
+    if (r->headers_out.etag == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.last_modified_time = last_modified;
+
+    return ngx_http_stockprice_send(r, NGX_HTTP_OK,
+                                    &ngx_http_stockprice_json_type, b, len);
+}
+
+
+ngx_int_t
+ngx_http_stockprice_status_handler(ngx_http_request_t *r)
+{
+    size_t                           len;
+    ngx_int_t                        rc;
+    ngx_str_t                        format, *type;
+    ngx_buf_t                       *b;
+    ngx_msec_int_t                   left;
+    ngx_time_t                      *tp;
+    ngx_slab_pool_t                 *shpool;
+    ngx_http_stockprice_sh_t        *sh;
+    ngx_http_stockprice_ctx_t       *ctx;
+    ngx_http_stockprice_status_t     st;
+    ngx_http_stockprice_loc_conf_t  *slcf;
+    u_char                           error[NGX_HTTP_STOCKPRICE_ERROR_LEN];
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return ngx_http_stockprice_not_allowed(r);
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_stockprice_module);
+    ctx = slcf->shm_zone->data;
+    sh = ctx->sh;
+    shpool = ctx->shpool;
+    tp = ngx_timeofday();
+
+    ngx_memzero(&st, sizeof(ngx_http_stockprice_status_t));
+
+    st.zone = (char *) slcf->shm_zone->shm.name.data;
+    st.zone_len = slcf->shm_zone->shm.name.len;
+    st.zone_bytes_total = slcf->shm_zone->shm.size;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    if (sh->snapshot) {
+        st.symbols = sh->snapshot->nsymbols;
+        st.records = sh->snapshot->nrecords;
+    }
+
+    st.refreshes = sh->refreshes;
+    st.failures = sh->failures;
+    st.consecutive_failures = sh->consecutive_failures;
+    st.auth_calls = sh->auth_calls;
+    st.skipped = sh->skipped;
+    st.last_success_ms = sh->refreshes ? sh->last_success_ms : -1;
+
+    if (sh->failures && sh->consecutive_failures) {
+        ngx_memcpy(error, sh->last_error, sh->last_error_len);
+        st.last_error = (char *) error;
+        st.last_error_len = sh->last_error_len;
+    }
+
+    st.authenticated = sh->token != NULL
+                       && (sh->token_renew == 0
+                           || (ngx_msec_int_t) (sh->token_renew
+                                                - ngx_current_msec) > 0);
+
+    if (sh->lease_pid) {
+        st.next_refresh_ms = (int64_t) tp->sec * 1000 + tp->msec;
+
+    } else if (sh->scheduled) {
+        left = (ngx_msec_int_t) (sh->next_refresh - ngx_current_msec);
+        st.next_refresh_ms = (int64_t) tp->sec * 1000 + tp->msec
+                             + ngx_max(left, 0);
+
+    } else {
+        st.next_refresh_ms = -1;
+    }
+
+    st.zone_bytes_used = st.zone_bytes_total - shpool->pfree * ngx_pagesize;
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    if (ngx_http_arg(r, (u_char *) "format", 6, &format) == NGX_OK
+        && format.len == 10
+        && ngx_strncmp(format.data, "prometheus", 10) == 0)
+    {
+        type = &ngx_http_stockprice_text_type;
+        len = ngx_http_stockprice_render_status_prometheus(NULL, &st);
+
+    } else {
+        type = &ngx_http_stockprice_json_type;
+        len = ngx_http_stockprice_render_status_json(NULL, &st);
+    }
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (type == &ngx_http_stockprice_text_type) {
+        b->last += ngx_http_stockprice_render_status_prometheus(
+                                                     (char *) b->last, &st);
+
+    } else {
+        b->last += ngx_http_stockprice_render_status_json((char *) b->last,
+                                                          &st);
+    }
+
+    if (ngx_http_stockprice_add_header(r, "Cache-Control",
+                                       (u_char *) "no-cache", 8)
+        == NULL)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_stockprice_send(r, NGX_HTTP_OK, type, b, len);
+}
+
+
+static ngx_int_t
+ngx_http_stockprice_not_allowed(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_http_stockprice_add_header(r, "Allow", (u_char *) "GET, HEAD", 9)
+        == NULL)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_stockprice_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                          "method not allowed");
+}
+
+
+/*
+ * The part of the decoded URI after the location: "" for the list,
+ * "SYM" for /api/StockPrice/SYM.  NGX_DECLINED for other URIs that the
+ * prefix location matched, such as /api/StockPriceX.
+ */
+
+static ngx_int_t
+ngx_http_stockprice_symbol(ngx_http_request_t *r, ngx_str_t *symbol)
+{
+    u_char                    *p, *last;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    ngx_str_null(symbol);
+
+    if (clcf->exact_match
+#if (NGX_PCRE)
+        || clcf->regex
+#endif
+        || r->uri.len < clcf->name.len
+        || ngx_strncmp(r->uri.data, clcf->name.data, clcf->name.len) != 0)
+    {
+        return NGX_OK;
+    }
+
+    p = r->uri.data + clcf->name.len;
+    last = r->uri.data + r->uri.len;
+
+    if (p == last) {
+        return NGX_OK;
+    }
+
+    if (clcf->name.len == 0 || clcf->name.data[clcf->name.len - 1] != '/') {
+        if (*p != '/') {
+            return NGX_DECLINED;
+        }
+
+        p++;
+    }
+
+    symbol->data = p;
+    symbol->len = last - p;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_stockprice_filter(ngx_http_request_t *r, ngx_array_t **filter)
+{
+    u_char       *p, *last, *comma, *dst;
+    ngx_str_t     arg, *s;
+    ngx_array_t  *a;
+
+    if (ngx_http_arg(r, (u_char *) "symbols", 7, &arg) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    dst = ngx_pnalloc(r->pool, arg.len);
+    if (dst == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = dst;
+    ngx_unescape_uri(&p, &arg.data, arg.len, NGX_UNESCAPE_URI);
+
+    a = ngx_array_create(r->pool, 4, sizeof(ngx_str_t));
+    if (a == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    last = p;
+    p = dst;
+
+    while (p < last) {
+        comma = ngx_strlchr(p, last, ',');
+        if (comma == NULL) {
+            comma = last;
+        }
+
+        if (comma > p) {
+            s = ngx_array_push(a);
+            if (s == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            s->data = p;
+            s->len = comma - p;
+        }
+
+        p = comma + 1;
+    }
+
+    *filter = a;
+
+    return NGX_OK;
+}
+
+
+static ngx_http_stockprice_sym_t *
+ngx_http_stockprice_find(ngx_http_stockprice_snap_t *snap, u_char *name,
+    size_t len)
+{
+    int                         rc;
+    ngx_uint_t                  lo, hi, mid;
+    ngx_http_stockprice_sym_t  *sym;
+
+    lo = 0;
+    hi = snap->nsymbols;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        sym = &snap->syms[mid];
+
+        rc = ngx_http_stockprice_symbol_cmp((char *) sym->name, sym->name_len,
+                                            (char *) name, len);
+        if (rc == 0) {
+            return sym;
+        }
+
+        if (rc < 0) {
+            lo = mid + 1;
+
+        } else {
+            hi = mid;
+        }
+    }
+
+    return NULL;
+}
+
+
+static int ngx_libc_cdecl
+ngx_http_stockprice_cmp_ptr(const void *one, const void *two)
+{
+    const ngx_http_stockprice_sym_t  *a = *(ngx_http_stockprice_sym_t **) one;
+    const ngx_http_stockprice_sym_t  *b = *(ngx_http_stockprice_sym_t **) two;
+
+    return (a > b) - (a < b);
+}
+
+
+ngx_int_t
+ngx_http_stockprice_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, ngx_buf_t *b, size_t len)
+{
+    ngx_int_t    rc;
+    ngx_chain_t  out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_type_len = type->len;
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.content_length_n = len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only || b == NULL) {
+        return rc;
+    }
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_stockprice_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *fmt, ...)
+{
+    u_char     *p;
+    size_t      len;
+    va_list     args;
+    ngx_buf_t  *b;
+    u_char      msg[NGX_HTTP_STOCKPRICE_ERROR_LEN];
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
+    va_end(args);
+
+    len = ngx_http_stockprice_render_error(NULL, (char *) msg, p - msg);
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last += ngx_http_stockprice_render_error((char *) b->last, (char *) msg,
+                                                p - msg);
+
+    if (r->method == NGX_HTTP_HEAD) {
+        b = NULL;
+    }
+
+    return ngx_http_stockprice_send(r, status, &ngx_http_stockprice_json_type,
+                                    b, len);
+}
+
+
+ngx_table_elt_t *
+ngx_http_stockprice_add_header(ngx_http_request_t *r, const char *key,
+    u_char *value, size_t len)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NULL;
+    }
+
+    h->hash = 1;
+    h->key.len = ngx_strlen(key);
+    h->key.data = (u_char *) key;
+    h->value.len = len;
+    h->value.data = value;
+
+    return h;
+}

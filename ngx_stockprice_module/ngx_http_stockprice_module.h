@@ -1,0 +1,89 @@
+
+/*
+ * Copyright (C) ngx_stockprice authors
+ */
+
+
+#ifndef _NGX_HTTP_STOCKPRICE_MODULE_H_INCLUDED_
+#define _NGX_HTTP_STOCKPRICE_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <ngx_http_stockprice_parse.h>
+
+
+#define NGX_HTTP_STOCKPRICE_VERSION  "0.1.0"
+#define NGX_HTTP_STOCKPRICE_AGENT    "ngx_stockprice/" \
+                                     NGX_HTTP_STOCKPRICE_VERSION
+
+
+typedef struct ngx_http_stockprice_fetch_s  ngx_http_stockprice_fetch_t;
+typedef struct ngx_http_stockprice_ctx_s    ngx_http_stockprice_ctx_t;
+
+
+/* one stockprice_poll: its configuration and this worker's poller */
+
+typedef struct {
+    ngx_str_t                       url;        /* with ?symbols=, NUL */
+    ngx_str_t                       auth_url;   /* NUL; len 0: no auth */
+    ngx_str_t                       auth_body;  /* JSON credentials */
+
+    ngx_msec_t                      interval;
+    ngx_msec_t                      timeout;
+    size_t                          max_size;
+    ngx_uint_t                      history;
+
+    ngx_http_stockprice_str_t      *filter;     /* sorted symbols= */
+    ngx_uint_t                      nfilter;
+
+    ngx_shm_zone_t                 *shm_zone;
+
+    ngx_http_stockprice_fetch_t    *fetch;      /* per worker, at runtime */
+} ngx_http_stockprice_feed_t;
+
+
+typedef struct {
+    ngx_array_t                     feeds;      /* of feed_t * */
+} ngx_http_stockprice_main_conf_t;
+
+
+typedef struct {
+    ngx_shm_zone_t                 *shm_zone;   /* stockprice, _status */
+    ngx_uint_t                      status;     /* stockprice_status */
+    u_char                         *file;
+    ngx_uint_t                      line;
+
+    ngx_array_t                    *demo_symbols;   /* of ngx_str_t */
+    ngx_str_t                       demo_user;
+    ngx_str_t                       demo_password;
+    double                         *demo_prices;    /* per worker walk */
+    u_char                          demo_secret[16];
+} ngx_http_stockprice_loc_conf_t;
+
+
+extern ngx_module_t  ngx_http_stockprice_module;
+extern ngx_str_t     ngx_http_stockprice_json_type;
+
+
+ngx_int_t ngx_http_stockprice_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_stockprice_status_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_stockprice_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, ngx_buf_t *b, size_t len);
+ngx_int_t ngx_http_stockprice_send_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *fmt, ...);
+ngx_table_elt_t *ngx_http_stockprice_add_header(ngx_http_request_t *r,
+    const char *key, u_char *value, size_t len);
+
+ngx_int_t ngx_http_stockprice_demo_handler(ngx_http_request_t *r);
+char *ngx_http_stockprice_demo_feed(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_stockprice_read_credentials(ngx_conf_t *cf, ngx_str_t *file,
+    ngx_str_t *user, ngx_str_t *password);
+char *ngx_http_stockprice_parse_symbols(ngx_conf_t *cf, ngx_str_t *list,
+    ngx_array_t **symbols);
+
+
+#endif /* _NGX_HTTP_STOCKPRICE_MODULE_H_INCLUDED_ */

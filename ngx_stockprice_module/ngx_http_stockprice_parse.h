@@ -1,0 +1,127 @@
+
+/*
+ * Copyright (C) ngx_stockprice authors
+ */
+
+
+#ifndef _NGX_HTTP_STOCKPRICE_PARSE_H_INCLUDED_
+#define _NGX_HTTP_STOCKPRICE_PARSE_H_INCLUDED_
+
+
+/*
+ * Upstream bytes to records.  Plain C99 and cJSON: no nginx headers, no
+ * logging, no globals.  Problems are reported as codes and counts that the
+ * nginx side logs once per refresh.
+ */
+
+
+#include <stddef.h>
+
+
+#define NGX_HTTP_STOCKPRICE_SYMBOL_MAX  32
+#define NGX_HTTP_STOCKPRICE_TIME_MAX    40
+#define NGX_HTTP_STOCKPRICE_UUID_LEN    36
+#define NGX_HTTP_STOCKPRICE_TOKEN_MAX   8192
+
+
+typedef enum {
+    NGX_HTTP_STOCKPRICE_PARSE_OK = 0,
+    NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON,
+    NGX_HTTP_STOCKPRICE_PARSE_NOT_ARRAY,
+    NGX_HTTP_STOCKPRICE_PARSE_NOT_OBJECT,
+    NGX_HTTP_STOCKPRICE_PARSE_BAD_TOKEN,
+    NGX_HTTP_STOCKPRICE_PARSE_NOMEM
+} ngx_http_stockprice_parse_rc_e;
+
+
+typedef struct {
+    const char                     *data;
+    size_t                          len;
+} ngx_http_stockprice_str_t;
+
+
+typedef struct {
+    double                          price;
+    size_t                          symbol_len;
+    size_t                          value_time_len;  /* 0: use measurement */
+    unsigned                        has_id;          /* 0: caller makes one */
+    char                            symbol[NGX_HTTP_STOCKPRICE_SYMBOL_MAX];
+    char                            value_time[NGX_HTTP_STOCKPRICE_TIME_MAX];
+    char                            id[NGX_HTTP_STOCKPRICE_UUID_LEN];
+} ngx_http_stockprice_record_t;
+
+
+typedef struct {
+    size_t                          total;       /* array elements seen */
+    size_t                          accepted;    /* records returned */
+    size_t                          bad_symbol;  /* skipped */
+    size_t                          bad_price;   /* skipped */
+    size_t                          not_object;  /* skipped */
+    size_t                          filtered;    /* not in symbols= */
+    size_t                          duplicate;   /* same symbol again */
+    size_t                          bad_time;    /* replaced by measurement */
+    size_t                          bad_id;      /* replaced by a new uuid */
+} ngx_http_stockprice_parse_stats_t;
+
+
+/*
+ * Byte order of symbols: memcmp over the common length, the shorter first
+ * on a tie.  Returns <0, 0, >0.
+ */
+int ngx_http_stockprice_symbol_cmp(const char *a, size_t alen, const char *b,
+    size_t blen);
+
+/*
+ * Is "s" acceptable as a symbol: 1..32 bytes, valid UTF-8, no control
+ * characters (< 0x20 or 0x7f).
+ */
+int ngx_http_stockprice_symbol_valid(const char *s, size_t len);
+
+/*
+ * Parses an upstream prices body: a JSON array of records.
+ *
+ * "buf" is modified in place (a "\u0000" escape becomes "\u0001", so that
+ * cJSON cannot cut a symbol short; the record is then skipped for its
+ * control character).
+ *
+ * "filter" (may be NULL when nfilter is 0) lists the wanted symbols sorted
+ * by ngx_http_stockprice_symbol_cmp(); records of other symbols are dropped.
+ *
+ * On NGX_HTTP_STOCKPRICE_PARSE_OK, *records is a malloc()ed array (free()
+ * it; NULL when *nrecords is 0) sorted by symbol, one record per symbol:
+ * of several with the same symbol the last one in the body wins.
+ * "stats" is always filled.
+ */
+int ngx_http_stockprice_parse_prices(char *buf, size_t len,
+    const ngx_http_stockprice_str_t *filter, size_t nfilter,
+    ngx_http_stockprice_record_t **records, size_t *nrecords,
+    ngx_http_stockprice_parse_stats_t *stats);
+
+/*
+ * Parses an auth answer {"token":"...","expiresIn":3600}.  The token must
+ * be a non-empty string of printable ASCII (0x21..0x7e) of at most
+ * NGX_HTTP_STOCKPRICE_TOKEN_MAX bytes (it goes into a header).  On OK,
+ * *token is malloc()ed (free() it) and *expires_in is the number of
+ * seconds, or -1 when absent, not a number, or not positive.
+ */
+int ngx_http_stockprice_parse_token(const char *buf, size_t len,
+    char **token, size_t *token_len, long *expires_in);
+
+/*
+ * Parses a credentials file's contents: the first line (up to "\n" or
+ * "\r\n") split at its first ':'.  Returns 0 and points into "buf", or -1
+ * if there is no ':' in the first line or the username is empty.
+ */
+int ngx_http_stockprice_parse_credentials(const char *buf, size_t len,
+    ngx_http_stockprice_str_t *user, ngx_http_stockprice_str_t *password);
+
+/*
+ * Parses a demo-feed auth request body {"username":"…","password":"…"}.
+ * Returns 1 if both are strings equal to the given ones, else 0.
+ */
+int ngx_http_stockprice_parse_check_credentials(const char *buf, size_t len,
+    const ngx_http_stockprice_str_t *user,
+    const ngx_http_stockprice_str_t *password);
+
+
+#endif /* _NGX_HTTP_STOCKPRICE_PARSE_H_INCLUDED_ */

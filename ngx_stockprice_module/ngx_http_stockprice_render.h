@@ -1,0 +1,104 @@
+
+/*
+ * Copyright (C) ngx_stockprice authors
+ */
+
+
+#ifndef _NGX_HTTP_STOCKPRICE_RENDER_H_INCLUDED_
+#define _NGX_HTTP_STOCKPRICE_RENDER_H_INCLUDED_
+
+
+/*
+ * Records to bytes.  Plain C99: no nginx headers, no logging, no globals.
+ * Every function that takes "dst" follows nginx's two-pass idiom: called
+ * with dst == NULL it only returns the length it would write; called with
+ * a buffer at least that long it writes and returns the same length.
+ * Nothing is NUL-terminated.
+ */
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ngx_http_stockprice_parse.h>
+
+
+#define NGX_HTTP_STOCKPRICE_PRICE_LEN  32   /* enough for any double */
+#define NGX_HTTP_STOCKPRICE_ISO_LEN    32   /* "2024-05-01T10:53:36.791231Z" */
+
+
+typedef struct {
+    const char                     *zone;
+    size_t                          zone_len;
+    uint64_t                        symbols;
+    uint64_t                        records;
+    uint64_t                        refreshes;      /* successful */
+    uint64_t                        failures;
+    uint64_t                        consecutive_failures;
+    uint64_t                        auth_calls;
+    uint64_t                        skipped;        /* records skipped */
+    int64_t                         last_success_ms;  /* unix ms, <0: never */
+    int64_t                         next_refresh_ms;  /* unix ms, <0: unknown */
+    const char                     *last_error;     /* NULL: null */
+    size_t                          last_error_len;
+    int                             authenticated;
+    uint64_t                        zone_bytes_used;
+    uint64_t                        zone_bytes_total;
+} ngx_http_stockprice_status_t;
+
+
+/* JSON string contents: '"', '\\' and control characters escaped */
+size_t ngx_http_stockprice_escape_json(char *dst, const char *src,
+    size_t len);
+
+/*
+ * The fewest digits that read back as the same double: the first of
+ * %.15g, %.16g, %.17g that strtod() returns exactly.  Writes at most
+ * NGX_HTTP_STOCKPRICE_PRICE_LEN bytes into buf; returns the length.
+ */
+size_t ngx_http_stockprice_format_price(char *buf, double price);
+
+/*
+ * ISO-8601 UTC with microseconds: "2024-05-01T10:53:36.791231Z" (27 bytes).
+ * "sec" is unix time, "usec" 0..999999.  Returns the length.
+ */
+size_t ngx_http_stockprice_format_time(char *buf, int64_t sec, long usec);
+
+/* "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" from 16 random bytes (36 bytes) */
+void ngx_http_stockprice_format_uuid(char *buf, const unsigned char rnd[16]);
+
+/* is s a UUID: 8-4-4-4-12 hex digits */
+int ngx_http_stockprice_uuid_valid(const char *s, size_t len);
+
+/* is s an ISO-8601 date-time: YYYY-MM-DDTHH:MM:SS[.f+][Z|+hh:mm|-hh:mm] */
+int ngx_http_stockprice_time_valid(const char *s, size_t len);
+
+/*
+ * One record as the clients see it:
+ * {"id":"…","symbol":"…","price":…,"valueDateTime":"…",
+ *  "measurementTimeStamp":"…"}
+ * rec->has_id must be set (the caller makes an id first).  When
+ * rec->value_time_len is 0, "mtime" is used for valueDateTime too.
+ */
+size_t ngx_http_stockprice_render_record(char *dst,
+    const ngx_http_stockprice_record_t *rec, const char *mtime,
+    size_t mtime_len);
+
+/* {"username":"…","password":"…"} */
+size_t ngx_http_stockprice_render_credentials(char *dst, const char *user,
+    size_t user_len, const char *password, size_t password_len);
+
+/* {"error":"…"} */
+size_t ngx_http_stockprice_render_error(char *dst, const char *msg,
+    size_t len);
+
+/* the status object, CONTRACT section 5 */
+size_t ngx_http_stockprice_render_status_json(char *dst,
+    const ngx_http_stockprice_status_t *st);
+
+/* the same counters in Prometheus text format, "stockprice_" prefix */
+size_t ngx_http_stockprice_render_status_prometheus(char *dst,
+    const ngx_http_stockprice_status_t *st);
+
+
+#endif /* _NGX_HTTP_STOCKPRICE_RENDER_H_INCLUDED_ */
