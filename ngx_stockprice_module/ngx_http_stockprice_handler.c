@@ -258,7 +258,7 @@ ngx_http_stockprice_status_handler(ngx_http_request_t *r)
     st.skipped = sh->skipped;
     st.last_success_ms = sh->refreshes ? sh->last_success_ms : -1;
 
-    if (sh->failures && sh->consecutive_failures) {
+    if (sh->failures) {
         ngx_memcpy(error, sh->last_error, sh->last_error_len);
         st.last_error = (char *) error;
         st.last_error_len = sh->last_error_len;
