@@ -1,0 +1,541 @@
+
+/*
+ * Copyright (C) ngx_stockprice authors
+ */
+
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ngx_http_stockprice_parse.h>
+#include <ngx_http_stockprice_render.h>
+
+
+static size_t ngx_http_stockprice_put(char *dst, size_t n, const char *s,
+    size_t len);
+static size_t ngx_http_stockprice_put_str(char *dst, size_t n, const char *s,
+    size_t len);
+static size_t ngx_http_stockprice_put_u64(char *dst, size_t n, uint64_t v);
+static size_t ngx_http_stockprice_put_time(char *dst, size_t n, int64_t ms);
+
+
+static const char  ngx_http_stockprice_hex[] = "0123456789abcdef";
+
+
+size_t
+ngx_http_stockprice_escape_json(char *dst, const char *src, size_t len)
+{
+    size_t          n, i;
+    unsigned char   c;
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+        c = (unsigned char) src[i];
+
+        if (c == '"' || c == '\\') {
+            if (dst) {
+                dst[n] = '\\';
+                dst[n + 1] = (char) c;
+            }
+
+            n += 2;
+            continue;
+        }
+
+        if (c < 0x20 || c == 0x7f) {
+            if (dst) {
+                dst[n] = '\\';
+
+                switch (c) {
+                case '\b': dst[n + 1] = 'b'; break;
+                case '\f': dst[n + 1] = 'f'; break;
+                case '\n': dst[n + 1] = 'n'; break;
+                case '\r': dst[n + 1] = 'r'; break;
+                case '\t': dst[n + 1] = 't'; break;
+                default:
+                    dst[n + 1] = 'u';
+                    dst[n + 2] = '0';
+                    dst[n + 3] = '0';
+                    dst[n + 4] = ngx_http_stockprice_hex[c >> 4];
+                    dst[n + 5] = ngx_http_stockprice_hex[c & 0xf];
+                }
+            }
+
+            n += (c == '\b' || c == '\f' || c == '\n' || c == '\r'
+                  || c == '\t') ? 2 : 6;
+            continue;
+        }
+
+        if (dst) {
+            dst[n] = (char) c;
+        }
+
+        n++;
+    }
+
+    return n;
+}
+
+
+size_t
+ngx_http_stockprice_format_price(char *buf, double price)
+{
+    int  n, precision;
+
+    n = 0;
+
+    for (precision = 15; precision <= 17; precision++) {
+        n = snprintf(buf, NGX_HTTP_STOCKPRICE_PRICE_LEN, "%.*g", precision,
+                     price);
+
+        if (strtod(buf, NULL) == price) {
+            break;
+        }
+    }
+
+    return (size_t) n;
+}
+
+
+size_t
+ngx_http_stockprice_format_time(char *buf, int64_t sec, long usec)
+{
+    int64_t  days, secs, z, era, doe, yoe, y, doy, mp, d, m;
+
+    days = sec / 86400;
+    secs = sec % 86400;
+
+    if (secs < 0) {
+        secs += 86400;
+        days--;
+    }
+
+    /* days from civil, inverted (Howard Hinnant's algorithm) */
+
+    z = days + 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    y = yoe + era * 400;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    d = doy - (153 * mp + 2) / 5 + 1;
+    m = mp < 10 ? mp + 3 : mp - 9;
+    y += (m <= 2);
+
+    return (size_t) snprintf(buf, NGX_HTTP_STOCKPRICE_ISO_LEN,
+                             "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ",
+                             (int) y, (int) m, (int) d, (int) (secs / 3600),
+                             (int) (secs / 60 % 60), (int) (secs % 60),
+                             usec);
+}
+
+
+void
+ngx_http_stockprice_format_uuid(char *buf, const unsigned char rnd[16])
+{
+    int            i, n;
+    unsigned char  b;
+
+    n = 0;
+
+    for (i = 0; i < 16; i++) {
+        b = rnd[i];
+
+        if (i == 6) {
+            b = (unsigned char) ((b & 0x0f) | 0x40);
+
+        } else if (i == 8) {
+            b = (unsigned char) ((b & 0x3f) | 0x80);
+        }
+
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            buf[n++] = '-';
+        }
+
+        buf[n++] = ngx_http_stockprice_hex[b >> 4];
+        buf[n++] = ngx_http_stockprice_hex[b & 0xf];
+    }
+}
+
+
+int
+ngx_http_stockprice_uuid_valid(const char *s, size_t len)
+{
+    size_t  i;
+
+    if (len != NGX_HTTP_STOCKPRICE_UUID_LEN) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-') {
+                return 0;
+            }
+
+            continue;
+        }
+
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')
+              || (s[i] >= 'A' && s[i] <= 'F')))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_http_stockprice_digits(const char *s, size_t n, int min, int max)
+{
+    int     v;
+    size_t  i;
+
+    v = 0;
+
+    for (i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+
+        v = v * 10 + (s[i] - '0');
+    }
+
+    return v >= min && v <= max;
+}
+
+
+int
+ngx_http_stockprice_time_valid(const char *s, size_t len)
+{
+    size_t  i;
+
+    /* YYYY-MM-DDTHH:MM:SS */
+
+    if (len < 19 || len > NGX_HTTP_STOCKPRICE_TIME_MAX
+        || !ngx_http_stockprice_digits(s, 4, 0, 9999) || s[4] != '-'
+        || !ngx_http_stockprice_digits(s + 5, 2, 1, 12) || s[7] != '-'
+        || !ngx_http_stockprice_digits(s + 8, 2, 1, 31) || s[10] != 'T'
+        || !ngx_http_stockprice_digits(s + 11, 2, 0, 23) || s[13] != ':'
+        || !ngx_http_stockprice_digits(s + 14, 2, 0, 59) || s[16] != ':'
+        || !ngx_http_stockprice_digits(s + 17, 2, 0, 60))
+    {
+        return 0;
+    }
+
+    i = 19;
+
+    if (i < len && s[i] == '.') {
+        i++;
+
+        if (i == len || s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            i++;
+        }
+    }
+
+    if (i == len) {
+        return 1;
+    }
+
+    if (s[i] == 'Z') {
+        return i + 1 == len;
+    }
+
+    if ((s[i] == '+' || s[i] == '-') && len - i == 6
+        && ngx_http_stockprice_digits(s + i + 1, 2, 0, 23) && s[i + 3] == ':'
+        && ngx_http_stockprice_digits(s + i + 4, 2, 0, 59))
+    {
+        return 1;
+    }
+
+    return 0;
+}
+
+
+size_t
+ngx_http_stockprice_render_record(char *dst,
+    const ngx_http_stockprice_record_t *rec, const char *mtime,
+    size_t mtime_len)
+{
+    size_t       n, plen;
+    const char  *vt;
+    size_t       vt_len;
+    char         price[NGX_HTTP_STOCKPRICE_PRICE_LEN];
+
+    if (rec->value_time_len) {
+        vt = rec->value_time;
+        vt_len = rec->value_time_len;
+
+    } else {
+        vt = mtime;
+        vt_len = mtime_len;
+    }
+
+    plen = ngx_http_stockprice_format_price(price, rec->price);
+
+    n = ngx_http_stockprice_put(dst, 0, "{\"id\":\"", 7);
+    n += ngx_http_stockprice_put(dst, n, rec->id,
+                                 NGX_HTTP_STOCKPRICE_UUID_LEN);
+    n += ngx_http_stockprice_put(dst, n, "\",\"symbol\":", 11);
+    n += ngx_http_stockprice_put_str(dst, n, rec->symbol, rec->symbol_len);
+    n += ngx_http_stockprice_put(dst, n, ",\"price\":", 9);
+    n += ngx_http_stockprice_put(dst, n, price, plen);
+    n += ngx_http_stockprice_put(dst, n, ",\"valueDateTime\":", 17);
+    n += ngx_http_stockprice_put_str(dst, n, vt, vt_len);
+    n += ngx_http_stockprice_put(dst, n, ",\"measurementTimeStamp\":", 24);
+    n += ngx_http_stockprice_put_str(dst, n, mtime, mtime_len);
+    n += ngx_http_stockprice_put(dst, n, "}", 1);
+
+    return n;
+}
+
+
+size_t
+ngx_http_stockprice_render_credentials(char *dst, const char *user,
+    size_t user_len, const char *password, size_t password_len)
+{
+    size_t  n;
+
+    n = ngx_http_stockprice_put(dst, 0, "{\"username\":", 12);
+    n += ngx_http_stockprice_put_str(dst, n, user, user_len);
+    n += ngx_http_stockprice_put(dst, n, ",\"password\":", 12);
+    n += ngx_http_stockprice_put_str(dst, n, password, password_len);
+    n += ngx_http_stockprice_put(dst, n, "}", 1);
+
+    return n;
+}
+
+
+size_t
+ngx_http_stockprice_render_error(char *dst, const char *msg, size_t len)
+{
+    size_t  n;
+
+    n = ngx_http_stockprice_put(dst, 0, "{\"error\":", 9);
+    n += ngx_http_stockprice_put_str(dst, n, msg, len);
+    n += ngx_http_stockprice_put(dst, n, "}", 1);
+
+    return n;
+}
+
+
+size_t
+ngx_http_stockprice_render_status_json(char *dst,
+    const ngx_http_stockprice_status_t *st)
+{
+    size_t  n;
+
+    n = ngx_http_stockprice_put(dst, 0, "{\"zone\":", 8);
+    n += ngx_http_stockprice_put_str(dst, n, st->zone, st->zone_len);
+
+#define ngx_http_stockprice_field(name, value)                                \
+    n += ngx_http_stockprice_put(dst, n, ",\"" name "\":",                    \
+                                 sizeof(name) + 3);                       \
+    n += ngx_http_stockprice_put_u64(dst, n, value)
+
+    ngx_http_stockprice_field("symbols", st->symbols);
+    ngx_http_stockprice_field("records", st->records);
+    ngx_http_stockprice_field("refreshes", st->refreshes);
+    ngx_http_stockprice_field("failures", st->failures);
+    ngx_http_stockprice_field("consecutiveFailures",
+                              st->consecutive_failures);
+    ngx_http_stockprice_field("authCalls", st->auth_calls);
+    ngx_http_stockprice_field("skippedRecords", st->skipped);
+
+    n += ngx_http_stockprice_put(dst, n, ",\"lastSuccess\":", 15);
+    n += ngx_http_stockprice_put_time(dst, n, st->last_success_ms);
+
+    n += ngx_http_stockprice_put(dst, n, ",\"lastError\":", 13);
+
+    if (st->last_error) {
+        n += ngx_http_stockprice_put_str(dst, n, st->last_error,
+                                         st->last_error_len);
+
+    } else {
+        n += ngx_http_stockprice_put(dst, n, "null", 4);
+    }
+
+    n += ngx_http_stockprice_put(dst, n, ",\"nextRefresh\":", 15);
+    n += ngx_http_stockprice_put_time(dst, n, st->next_refresh_ms);
+
+    n += ngx_http_stockprice_put(dst, n, ",\"authenticated\":", 17);
+    n += st->authenticated ? ngx_http_stockprice_put(dst, n, "true", 4)
+                           : ngx_http_stockprice_put(dst, n, "false", 5);
+
+    ngx_http_stockprice_field("zoneBytesUsed", st->zone_bytes_used);
+    ngx_http_stockprice_field("zoneBytesTotal", st->zone_bytes_total);
+
+#undef ngx_http_stockprice_field
+
+    n += ngx_http_stockprice_put(dst, n, "}", 1);
+
+    return n;
+}
+
+
+size_t
+ngx_http_stockprice_render_status_prometheus(char *dst,
+    const ngx_http_stockprice_status_t *st)
+{
+    size_t       n, i;
+    char         label[3 * 256 + 16];
+    size_t       llen;
+    const char  *z;
+
+    static const struct {
+        const char  *name;
+        const char  *type;
+        const char  *help;
+    } metrics[] = {
+        { "stockprice_symbols", "gauge", "Symbols in the zone." },
+        { "stockprice_records", "gauge", "Records in the zone." },
+        { "stockprice_refreshes_total", "counter", "Successful refreshes." },
+        { "stockprice_failures_total", "counter", "Failed refreshes." },
+        { "stockprice_consecutive_failures", "gauge",
+          "Failed refreshes since the last success." },
+        { "stockprice_auth_calls_total", "counter", "Authentications." },
+        { "stockprice_skipped_records_total", "counter",
+          "Upstream records skipped as invalid." },
+        { "stockprice_last_success_timestamp_seconds", "gauge",
+          "Unix time of the last successful refresh." },
+        { "stockprice_next_refresh_timestamp_seconds", "gauge",
+          "Unix time of the next refresh." },
+        { "stockprice_authenticated", "gauge", "1 if a valid token is held." },
+        { "stockprice_zone_bytes_used", "gauge", "Zone bytes in use." },
+        { "stockprice_zone_bytes_total", "gauge", "Zone size in bytes." }
+    };
+
+    uint64_t  values[12];
+
+    values[0] = st->symbols;
+    values[1] = st->records;
+    values[2] = st->refreshes;
+    values[3] = st->failures;
+    values[4] = st->consecutive_failures;
+    values[5] = st->auth_calls;
+    values[6] = st->skipped;
+    values[7] = st->last_success_ms > 0
+                ? (uint64_t) st->last_success_ms / 1000 : 0;
+    values[8] = st->next_refresh_ms > 0
+                ? (uint64_t) st->next_refresh_ms / 1000 : 0;
+    values[9] = st->authenticated ? 1 : 0;
+    values[10] = st->zone_bytes_used;
+    values[11] = st->zone_bytes_total;
+
+    /* {zone="..."} with \\, \" and \n escaped */
+
+    llen = 0;
+    memcpy(label, "{zone=\"", 7);
+    llen = 7;
+    z = st->zone;
+
+    for (i = 0; i < st->zone_len && i < 256; i++) {
+        if (z[i] == '\\' || z[i] == '"') {
+            label[llen++] = '\\';
+            label[llen++] = z[i];
+
+        } else if (z[i] == '\n') {
+            label[llen++] = '\\';
+            label[llen++] = 'n';
+
+        } else {
+            label[llen++] = z[i];
+        }
+    }
+
+    label[llen++] = '"';
+    label[llen++] = '}';
+
+    n = 0;
+
+    for (i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++) {
+        n += ngx_http_stockprice_put(dst, n, "# HELP ", 7);
+        n += ngx_http_stockprice_put(dst, n, metrics[i].name,
+                                     strlen(metrics[i].name));
+        n += ngx_http_stockprice_put(dst, n, " ", 1);
+        n += ngx_http_stockprice_put(dst, n, metrics[i].help,
+                                     strlen(metrics[i].help));
+        n += ngx_http_stockprice_put(dst, n, "\n# TYPE ", 8);
+        n += ngx_http_stockprice_put(dst, n, metrics[i].name,
+                                     strlen(metrics[i].name));
+        n += ngx_http_stockprice_put(dst, n, " ", 1);
+        n += ngx_http_stockprice_put(dst, n, metrics[i].type,
+                                     strlen(metrics[i].type));
+        n += ngx_http_stockprice_put(dst, n, "\n", 1);
+        n += ngx_http_stockprice_put(dst, n, metrics[i].name,
+                                     strlen(metrics[i].name));
+        n += ngx_http_stockprice_put(dst, n, label, llen);
+        n += ngx_http_stockprice_put(dst, n, " ", 1);
+        n += ngx_http_stockprice_put_u64(dst, n, values[i]);
+        n += ngx_http_stockprice_put(dst, n, "\n", 1);
+    }
+
+    return n;
+}
+
+
+static size_t
+ngx_http_stockprice_put(char *dst, size_t n, const char *s, size_t len)
+{
+    if (dst) {
+        memcpy(dst + n, s, len);
+    }
+
+    return len;
+}
+
+
+static size_t
+ngx_http_stockprice_put_str(char *dst, size_t n, const char *s, size_t len)
+{
+    size_t  m;
+
+    m = ngx_http_stockprice_put(dst, n, "\"", 1);
+    m += ngx_http_stockprice_escape_json(dst ? dst + n + m : NULL, s, len);
+    m += ngx_http_stockprice_put(dst, n + m, "\"", 1);
+
+    return m;
+}
+
+
+static size_t
+ngx_http_stockprice_put_u64(char *dst, size_t n, uint64_t v)
+{
+    char    buf[24];
+    size_t  len;
+
+    len = sizeof(buf);
+
+    do {
+        buf[--len] = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v);
+
+    return ngx_http_stockprice_put(dst, n, buf + len, sizeof(buf) - len);
+}
+
+
+static size_t
+ngx_http_stockprice_put_time(char *dst, size_t n, int64_t ms)
+{
+    size_t  len;
+    char    buf[NGX_HTTP_STOCKPRICE_ISO_LEN];
+
+    if (ms < 0) {
+        return ngx_http_stockprice_put(dst, n, "null", 4);
+    }
+
+    len = ngx_http_stockprice_format_time(buf, ms / 1000,
+                                          (long) (ms % 1000) * 1000);
+
+    return ngx_http_stockprice_put_str(dst, n, buf, len);
+}
