@@ -1,0 +1,376 @@
+package StockTest;
+
+# A small harness for ngx_stockprice's integration tests, in the spirit of
+# nginx-tests: a temporary prefix per test file, the configuration inline
+# with placeholders, free ports from port(), helper daemons, QUIT-and-wait
+# on stop, and at the end a check that error.log has no alert, crit or emerg.
+#
+# Placeholders in configurations:
+#   %%MODULE%%    load_module line for the built module
+#   %%PORT_n%%    a free 127.0.0.1 port, the same for one n within a file
+#   %%TESTDIR%%   the temporary prefix
+#   %%BASE%%      daemon, pid and error_log (level info) lines
+#   %%TEMPS%%     *_temp_path lines inside the prefix (http context)
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Socket::INET;
+use JSON::PP;
+use POSIX qw(WNOHANG);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+our $ROOT = abs_path(dirname(__FILE__) . '/../..');
+
+my @instances;
+
+
+sub new {
+    my ($class) = @_;
+
+    my $dir = tempdir('stockprice-t-XXXXXX', TMPDIR => 1,
+                      CLEANUP => !$ENV{TEST_KEEP});
+
+    mkdir "$dir/logs";
+
+    my $self = bless {
+        dir     => $dir,
+        ports   => {},
+        daemons => [],
+        nginx   => $ENV{NGINX_BIN} || '/usr/sbin/nginx',
+        module  => $ENV{STOCKPRICE_MODULE}
+                   || "$ROOT/build/ngx_http_stockprice_module.so",
+        allow   => [],
+    }, $class;
+
+    push @instances, $self;
+
+    diag("test dir $dir") if $ENV{TEST_KEEP};
+
+    return $self;
+}
+
+
+sub dir { $_[0]{dir} }
+
+
+sub port {
+    my ($self, $n) = @_;
+
+    return $self->{ports}{$n} //= do {
+        my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                      LocalPort => 0, ReuseAddr => 1)
+            or die "cannot find a free port: $!";
+        my $p = $s->sockport;
+        close $s;
+        $p;
+    };
+}
+
+
+sub write_file {
+    my ($self, $name, $content) = @_;
+
+    open my $fh, '>', "$self->{dir}/$name" or die "$name: $!";
+    binmode $fh;
+    print $fh $content;
+    close $fh;
+
+    return "$self->{dir}/$name";
+}
+
+
+sub read_file {
+    my ($self, $name) = @_;
+
+    open my $fh, '<', "$self->{dir}/$name" or return '';
+    local $/;
+    my $content = <$fh>;
+    close $fh;
+
+    return $content;
+}
+
+
+sub expand {
+    my ($self, $text) = @_;
+
+    my $d = $self->{dir};
+
+    my $base = "daemon on;\npid $d/nginx.pid;\nerror_log $d/error.log info;";
+    my $temps = join '', map { "${_}_temp_path $d/${_}_temp;\n" }
+                         qw(client_body proxy fastcgi uwsgi scgi);
+
+    $text =~ s/%%MODULE%%/load_module $self->{module};/g;
+    $text =~ s/%%BASE%%/$base/g;
+    $text =~ s/%%TEMPS%%/$temps/g;
+    $text =~ s/%%PORT_(\d+)%%/$self->port($1)/ge;
+    $text =~ s/%%TESTDIR%%/$d/g;
+
+    return $text;
+}
+
+
+sub write_config {
+    my ($self, $text) = @_;
+
+    $self->{conf_text} = $self->expand($text);
+    $self->write_file('nginx.conf', $self->{conf_text});
+
+    return $self;
+}
+
+
+# (exit code, output) of nginx -t
+
+sub test_config {
+    my ($self) = @_;
+
+    my $out = `$self->{nginx} -t -p $self->{dir}/ -c $self->{dir}/nginx.conf 2>&1`;
+
+    return ($? >> 8, $out);
+}
+
+
+sub run {
+    my ($self) = @_;
+
+    my $out = `$self->{nginx} -p $self->{dir}/ -c $self->{dir}/nginx.conf 2>&1`;
+
+    die "nginx failed to start: $out\n" . $self->read_file('error.log')
+        if $?;
+
+    my @ports = $self->{conf_text} =~ /listen\s+127\.0\.0\.1:(\d+)/g;
+
+    my $ok = $self->wait_for(sub {
+        return 0 unless $self->master_pid;
+        for my $p (@ports) {
+            my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$p",
+                                          Timeout => 1) or return 0;
+            close $s;
+        }
+        return 1;
+    }, 5);
+
+    die "nginx did not come up\n" . $self->read_file('error.log')
+        unless $ok;
+
+    $self->{running} = 1;
+
+    return $self;
+}
+
+
+sub master_pid {
+    my ($self) = @_;
+
+    my $pid = $self->read_file('nginx.pid');
+    return undef unless $pid && $pid =~ /(\d+)/;
+    return kill(0, $1) ? $1 : undef;
+}
+
+
+sub worker_pids {
+    my ($self) = @_;
+
+    my $master = $self->master_pid or return ();
+    my @pids;
+
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        open my $fh, '<', $stat or next;
+        my $line = <$fh> // '';
+        close $fh;
+        # pid (comm) state ppid
+        push @pids, $1 if $line =~ /^(\d+) \(nginx\) \S+ (\d+)/
+                          && $2 == $master;
+    }
+
+    return sort { $a <=> $b } @pids;
+}
+
+
+sub signal {
+    my ($self, $sig) = @_;
+
+    my $pid = $self->master_pid or return 0;
+    return kill $sig, $pid;
+}
+
+
+sub reload {
+    my ($self) = @_;
+
+    $self->signal('HUP');
+    return $self;
+}
+
+
+# QUIT, then wait (bounded) for the master to go; seconds taken, or undef
+
+sub stop {
+    my ($self, $sig) = @_;
+
+    my $pid = $self->master_pid;
+    return 0 unless $pid;
+
+    my $start = time;
+    kill $sig // 'QUIT', $pid;
+
+    my $gone = $self->wait_for(sub { !kill 0, $pid }, 10);
+    my $took = time - $start;
+
+    unless ($gone) {
+        kill 'KILL', $pid;
+        kill 'KILL', $self->worker_pids;
+    }
+
+    $self->{running} = 0;
+
+    return $gone ? $took : undef;
+}
+
+
+sub run_daemon {
+    my ($self, $code, @args) = @_;
+
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+
+    if ($pid == 0) {
+        # never run the parent's END blocks in the child
+        eval { $code->(@args) };
+        POSIX::_exit(0);
+    }
+
+    push @{ $self->{daemons} }, $pid;
+
+    return $pid;
+}
+
+
+sub wait_for {
+    my ($self, $code, $timeout) = @_;
+
+    my $end = time + ($timeout // 5);
+
+    while (1) {
+        my $r = $code->();
+        return $r if $r;
+        return 0 if time > $end;
+        sleep 0.05;
+    }
+}
+
+
+sub http {
+    my ($self, $method, $url, %opts) = @_;
+
+    $url = 'http://127.0.0.1:' . $self->port(0) . $url if $url =~ m{^/};
+
+    my $ua = HTTP::Tiny->new(timeout => $opts{timeout} // 5,
+                             keep_alive => 0);
+
+    return $ua->request($method, $url, {
+        headers => $opts{headers} // {},
+        defined $opts{content} ? (content => $opts{content}) : (),
+    });
+}
+
+
+sub get { my ($self, $url, %h) = @_; $self->http('GET', $url, headers => \%h) }
+
+
+# the decoded JSON body of a GET, or undef
+
+sub get_json {
+    my ($self, $url) = @_;
+
+    my $r = $self->get($url);
+    return undef unless $r->{success};
+    return eval { JSON::PP->new->decode($r->{content}) };
+}
+
+
+sub status {
+    my ($self, $url) = @_;
+
+    return $self->get_json($url // '/status') // {};
+}
+
+
+# wait until the status counter $key reaches $n
+
+sub wait_status {
+    my ($self, $key, $n, $timeout, $url) = @_;
+
+    return $self->wait_for(sub {
+        my $st = $self->status($url);
+        return ($st->{$key} // 0) >= $n;
+    }, $timeout // 10);
+}
+
+
+# error.log lines at a level that must never happen, minus those allowed
+
+sub allow_log {
+    my ($self, $re) = @_;
+
+    push @{ $self->{allow} }, $re;
+}
+
+
+sub check_log {
+    my ($self) = @_;
+
+    my @bad = grep {
+        my $l = $_;
+        $l =~ /\[(alert|crit|emerg)\]/ && !grep { $l =~ $_ } @{ $self->{allow} }
+    } split /\n/, $self->read_file('error.log');
+
+    is(join("\n", @bad), '', 'no alerts in error.log');
+}
+
+
+sub done {
+    my ($self) = @_;
+
+    $self->stop if $self->{running};
+    $self->check_log;
+    $self->cleanup;
+}
+
+
+sub cleanup {
+    my ($self) = @_;
+
+    for my $pid (@{ $self->{daemons} }) {
+        kill 'TERM', $pid;
+    }
+
+    for my $pid (@{ $self->{daemons} }) {
+        for (1 .. 100) {
+            last if waitpid($pid, WNOHANG) != 0;
+            sleep 0.02;
+        }
+        kill 'KILL', $pid;
+        waitpid($pid, WNOHANG);
+    }
+
+    $self->{daemons} = [];
+}
+
+
+END {
+    for my $t (@instances) {
+        $t->stop if $t->{running} && $t->master_pid;
+        $t->cleanup;
+    }
+}
+
+
+1;
