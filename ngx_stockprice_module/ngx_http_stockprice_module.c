@@ -29,7 +29,8 @@ static char *ngx_http_stockprice(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_stockprice_check_url(ngx_str_t *url);
 static ngx_int_t ngx_http_stockprice_make_url(ngx_conf_t *cf,
-    ngx_http_stockprice_feed_t *feed, ngx_str_t *url, ngx_array_t *symbols);
+    ngx_http_stockprice_feed_t *feed, ngx_str_t *url, ngx_str_t *list,
+    ngx_array_t *symbols);
 static int ngx_libc_cdecl ngx_http_stockprice_cmp_str(const void *one,
     const void *two);
 static ngx_int_t ngx_http_stockprice_init_process(ngx_cycle_t *cycle);
@@ -179,6 +180,7 @@ ngx_http_stockprice_poll(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_int_t                     n;
     ngx_uint_t                    i;
     ngx_msec_t                    msec;
+    ngx_str_t                     list;
     ngx_array_t                  *symbols;
     ngx_shm_zone_t               *shm_zone;
     ngx_http_stockprice_ctx_t    *ctx;
@@ -208,6 +210,7 @@ ngx_http_stockprice_poll(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     name.len = 0;
     size = 0;
     symbols = NULL;
+    ngx_str_null(&list);
     ngx_str_null(&credentials);
 
     for (i = 2; i < cf->args->nelts; i++) {
@@ -307,10 +310,10 @@ ngx_http_stockprice_poll(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         if (ngx_strncmp(value[i].data, "symbols=", 8) == 0) {
 
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
+            list.data = value[i].data + 8;
+            list.len = value[i].len - 8;
 
-            rv = ngx_http_stockprice_parse_symbols(cf, &s, &symbols);
+            rv = ngx_http_stockprice_parse_symbols(cf, &list, &symbols);
             if (rv != NGX_CONF_OK) {
                 return rv;
             }
@@ -413,7 +416,9 @@ ngx_http_stockprice_poll(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         feed->auth_url.data = p;
     }
 
-    if (ngx_http_stockprice_make_url(cf, feed, &url, symbols) != NGX_OK) {
+    if (ngx_http_stockprice_make_url(cf, feed, &url, &list, symbols)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -485,7 +490,7 @@ ngx_http_stockprice_check_url(ngx_str_t *url)
 
 static ngx_int_t
 ngx_http_stockprice_make_url(ngx_conf_t *cf, ngx_http_stockprice_feed_t *feed,
-    ngx_str_t *url, ngx_array_t *symbols)
+    ngx_str_t *url, ngx_str_t *list, ngx_array_t *symbols)
 {
     u_char      *p;
     size_t       len;
@@ -495,14 +500,7 @@ ngx_http_stockprice_make_url(ngx_conf_t *cf, ngx_http_stockprice_feed_t *feed,
     len = url->len + 1;
 
     if (symbols) {
-        sym = symbols->elts;
-        len += sizeof("?symbols=") - 1;
-
-        for (i = 0; i < symbols->nelts; i++) {
-            len += 1 + sym[i].len
-                   + 2 * ngx_escape_uri(NULL, sym[i].data, sym[i].len,
-                                        NGX_ESCAPE_ARGS);
-        }
+        /* the parser's filter: sorted and unique */
 
         feed->filter = ngx_palloc(cf->pool, symbols->nelts
                                           * sizeof(ngx_http_stockprice_str_t));
@@ -510,12 +508,20 @@ ngx_http_stockprice_make_url(ngx_conf_t *cf, ngx_http_stockprice_feed_t *feed,
             return NGX_ERROR;
         }
 
+        sym = symbols->elts;
+
         for (i = 0; i < symbols->nelts; i++) {
             feed->filter[i].data = (char *) sym[i].data;
             feed->filter[i].len = sym[i].len;
         }
 
         feed->nfilter = symbols->nelts;
+
+        /* upstream: the list as the operator wrote it */
+
+        len += sizeof("?symbols=") - 1 + list->len
+               + 2 * ngx_escape_uri(NULL, list->data, list->len,
+                                    NGX_ESCAPE_ARGS);
     }
 
     p = ngx_pnalloc(cf->pool, len);
@@ -531,16 +537,8 @@ ngx_http_stockprice_make_url(ngx_conf_t *cf, ngx_http_stockprice_feed_t *feed,
                           ? "&symbols=" : "?symbols=",
                        sizeof("?symbols=") - 1);
 
-        sym = symbols->elts;
-
-        for (i = 0; i < symbols->nelts; i++) {
-            if (i) {
-                *p++ = ',';
-            }
-
-            p = (u_char *) ngx_escape_uri(p, sym[i].data, sym[i].len,
-                                          NGX_ESCAPE_ARGS);
-        }
+        p = (u_char *) ngx_escape_uri(p, list->data, list->len,
+                                      NGX_ESCAPE_ARGS);
     }
 
     feed->url.len = p - feed->url.data;

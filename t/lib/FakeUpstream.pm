@@ -18,7 +18,7 @@ package FakeUpstream;
 #   symbols   the symbols served (default MSFT, AAPL, SAP)
 #   records   extra literal records (Perl structures) appended
 #   ids       1: give every record an id (a fixed UUID per symbol)
-#   reject    1: answer 401 to every prices request
+#   reject    1: forget all tokens, answer 401 to every prices request
 #   expires   expiresIn of issued tokens (default 3600; 0: left out)
 
 use strict;
@@ -115,6 +115,7 @@ sub serve {
     my ($self, $listen) = @_;
 
     my %price;
+    my %tokens;
     my $token = '';
     my $n = 0;
     my $stats = { auth => 0, prices => 0, requests => [] };
@@ -152,6 +153,7 @@ sub serve {
                 && ($cred->{password} // '') eq $self->{password})
             {
                 $token = 'tok-' . ++$n . '-' . int(rand(1e9));
+                $tokens{$token} = 1;
                 my %a = (token => $token);
                 my $e = $ctl->{expires} // 3600;
                 $a{expiresIn} = $e if $e;
@@ -175,8 +177,13 @@ sub serve {
                 close $c;
                 next;
 
-            } elsif ($ctl->{reject}
-                     || ($ctl->{auth} // 1) && $auth ne "Bearer $token")
+            } elsif ($ctl->{reject}) {
+                # forget every token issued so far
+                %tokens = ();
+                ($status, $body) = (401, '{"error":"bad token"}');
+
+            } elsif (($ctl->{auth} // 1)
+                        && !($auth =~ /^Bearer (.+)$/ && $tokens{$1}))
             {
                 ($status, $body) = (401, '{"error":"bad token"}');
 
