@@ -38,7 +38,8 @@ static ngx_uint_t ngx_http_stockprice_demo_wanted(ngx_str_t *list,
     ngx_str_t *symbol);
 
 
-static ngx_str_t  ngx_http_stockprice_demo_default = ngx_string("MSFT,AAPL,SAP");
+static ngx_str_t  ngx_http_stockprice_demo_default =
+    ngx_string("MSFT,AAPL,SAP");
 
 
 char *

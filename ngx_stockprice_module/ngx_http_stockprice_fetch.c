@@ -67,7 +67,8 @@ static void ngx_http_stockprice_finish(ngx_http_stockprice_fetch_t *fetch,
 static void ngx_http_stockprice_fail(ngx_http_stockprice_fetch_t *fetch,
     const char *fmt, ...);
 static void ngx_http_stockprice_release(ngx_http_stockprice_fetch_t *fetch);
-static void ngx_http_stockprice_abort_all(ngx_http_stockprice_main_conf_t *spcf);
+static void ngx_http_stockprice_abort_all(
+    ngx_http_stockprice_main_conf_t *spcf);
 
 static size_t ngx_http_stockprice_write(char *ptr, size_t size, size_t nmemb,
     void *data);

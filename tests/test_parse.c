@@ -318,9 +318,11 @@ test_sort_is_byte_order(void **state)
 {
     result_t  r;
 
-    r = parse("[{\"symbol\":\"a\",\"price\":1},{\"symbol\":\"MSFT\",\"price\":1},"
+    r = parse("[{\"symbol\":\"a\",\"price\":1},"
+              "{\"symbol\":\"MSFT\",\"price\":1},"
               "{\"symbol\":\"AAPLX\",\"price\":1},"
-              "{\"symbol\":\"AAPL\",\"price\":1},{\"symbol\":\"Z\",\"price\":1}]");
+              "{\"symbol\":\"AAPL\",\"price\":1},"
+              "{\"symbol\":\"Z\",\"price\":1}]");
 
     assert_int_equal(r.n, 5);
     assert_memory_equal(r.recs[0].symbol, "AAPL", 4);

@@ -265,7 +265,8 @@ test_record(void **state)
 
     s = record(&rec, "2024-05-01T10:53:36.791231Z");
     assert_non_null(strstr(s, "\"symbol\":\"A\\\"\\\\\\u0001\""));
-    assert_non_null(strstr(s, "\"valueDateTime\":\"2024-05-01T10:53:36.791231Z\""));
+    assert_non_null(strstr(s, "\"valueDateTime\":"
+                              "\"2024-05-01T10:53:36.791231Z\""));
 
     json = cJSON_Parse(s);
     assert_non_null(json);
@@ -371,11 +372,11 @@ test_status(void **state)
 
     s = status(&st, 1);
     assert_non_null(strstr(s, "# TYPE stockprice_refreshes_total counter\n"));
-    assert_non_null(strstr(s,
-                           "stockprice_refreshes_total{zone=\"sto\\\"cks\"} 12\n"));
+    assert_non_null(strstr(s, "stockprice_refreshes_total"
+                              "{zone=\"sto\\\"cks\"} 12\n"));
     assert_non_null(strstr(s, "stockprice_records{zone=\"sto\\\"cks\"} 30\n"));
-    assert_non_null(strstr(s,
-                           "stockprice_authenticated{zone=\"sto\\\"cks\"} 1\n"));
+    assert_non_null(strstr(s, "stockprice_authenticated"
+                              "{zone=\"sto\\\"cks\"} 1\n"));
     free(s);
 }
 
