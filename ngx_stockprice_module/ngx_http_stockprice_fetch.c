@@ -615,7 +615,7 @@ ngx_http_stockprice_prices_done(ngx_http_stockprice_fetch_t *fetch,
     long status)
 {
     int                                 rc;
-    size_t                              n, skipped;
+    size_t                              n, skipped, needed;
     ngx_int_t                           prc;
     ngx_http_stockprice_feed_t         *feed;
     ngx_http_stockprice_record_t       *recs;
@@ -674,12 +674,13 @@ ngx_http_stockprice_prices_done(ngx_http_stockprice_fetch_t *fetch,
 
     if (n) {
         prc = ngx_http_stockprice_publish(fetch->ctx, recs, n, &fetch->start,
-                                          fetch->log);
+                                          &needed, fetch->log);
         free(recs);
     }
 
     if (prc == NGX_DECLINED) {
-        ngx_http_stockprice_fail(fetch, "zone is too small");
+        ngx_http_stockprice_fail(fetch, "zone is too small for %uz symbols, "
+                                 "%uz bytes needed", n, needed);
         return;
     }
 

@@ -328,7 +328,7 @@ ngx_http_stockprice_token_clear(ngx_http_stockprice_ctx_t *ctx, u_char *token,
 ngx_int_t
 ngx_http_stockprice_publish(ngx_http_stockprice_ctx_t *ctx,
     ngx_http_stockprice_record_t *recs, ngx_uint_t n, struct timeval *tv,
-    ngx_log_t *log)
+    size_t *needed, ngx_log_t *log)
 {
     int                            c;
     char                           mtime[NGX_HTTP_STOCKPRICE_ISO_LEN];
@@ -457,13 +457,8 @@ ngx_http_stockprice_publish(ngx_http_stockprice_ctx_t *ctx,
         ngx_free(plan);
         ngx_free(scratch);
 
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "stockprice zone \"%V\": zone is too small for "
-                      "%ui symbols, %uz bytes needed for them, keeping "
-                      "%ui symbols",
-                      &ctx->feed->shm_zone->shm.name, nsyms,
-                      size + (old ? old->size : 0),
-                      old ? old->nsymbols : 0);
+        /* the new snapshot is built while the old one is still served */
+        *needed = size + (old ? old->size : 0);
 
         return NGX_DECLINED;
     }

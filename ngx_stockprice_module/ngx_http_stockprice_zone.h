@@ -107,7 +107,7 @@ void ngx_http_stockprice_token_clear(ngx_http_stockprice_ctx_t *ctx,
 
 ngx_int_t ngx_http_stockprice_publish(ngx_http_stockprice_ctx_t *ctx,
     ngx_http_stockprice_record_t *recs, ngx_uint_t n, struct timeval *tv,
-    ngx_log_t *log);
+    size_t *needed, ngx_log_t *log);
 
 size_t ngx_http_stockprice_etag(ngx_http_stockprice_sh_t *sh, u_char *buf);
 
