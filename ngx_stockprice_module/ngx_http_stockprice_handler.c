@@ -14,11 +14,34 @@
 #include <ngx_http_stockprice_zone.h>
 
 
+/* one answer of /api/StockPrice: what it is made of */
+
+typedef struct {
+    ngx_str_t                       symbol;     /* "": the list */
+    ngx_array_t                    *filter;     /* ?symbols=, or NULL */
+    ngx_http_stockprice_sym_t     **found;      /* of the filter */
+    ngx_uint_t                      nfound;
+
+    ngx_http_stockprice_ctx_t      *ctx;
+    ngx_http_stockprice_snap_t     *snap;
+    ngx_http_stockprice_sym_t      *sym;
+    size_t                          len;
+    time_t                          last_modified;
+    size_t                          etag_len;
+    u_char                          etag[NGX_HTTP_STOCKPRICE_ETAG_LEN];
+} ngx_http_stockprice_view_t;
+
+
 static ngx_int_t ngx_http_stockprice_not_allowed(ngx_http_request_t *r);
 static ngx_int_t ngx_http_stockprice_symbol(ngx_http_request_t *r,
     ngx_str_t *symbol);
 static ngx_int_t ngx_http_stockprice_filter(ngx_http_request_t *r,
-    ngx_array_t **filter);
+    ngx_http_stockprice_view_t *view);
+static ngx_int_t ngx_http_stockprice_measure(ngx_http_stockprice_view_t *view);
+static u_char *ngx_http_stockprice_copy(ngx_http_stockprice_view_t *view,
+    u_char *p);
+static ngx_uint_t ngx_http_stockprice_not_modified(ngx_http_request_t *r,
+    ngx_http_stockprice_view_t *view);
 static ngx_http_stockprice_sym_t *ngx_http_stockprice_find(
     ngx_http_stockprice_snap_t *snap, u_char *name, size_t len);
 static int ngx_libc_cdecl ngx_http_stockprice_cmp_ptr(const void *one,
@@ -33,18 +56,11 @@ static ngx_str_t  ngx_http_stockprice_text_type =
 ngx_int_t
 ngx_http_stockprice_handler(ngx_http_request_t *r)
 {
-    u_char                          *p, *etag;
-    size_t                           len, etag_len;
-    time_t                           last_modified;
     ngx_int_t                        rc;
-    ngx_str_t                        symbol, *f;
     ngx_buf_t                       *b;
-    ngx_uint_t                       i, n;
-    ngx_array_t                     *filter;
-    ngx_http_stockprice_sh_t        *sh;
-    ngx_http_stockprice_ctx_t       *ctx;
-    ngx_http_stockprice_sym_t       *sym, **found;
-    ngx_http_stockprice_snap_t      *snap;
+    ngx_uint_t                       body;
+    ngx_slab_pool_t                 *shpool;
+    ngx_http_stockprice_view_t       view;
     ngx_http_stockprice_loc_conf_t  *slcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -56,136 +72,69 @@ ngx_http_stockprice_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    if (ngx_http_stockprice_symbol(r, &symbol) != NGX_OK) {
+    ngx_memzero(&view, sizeof(ngx_http_stockprice_view_t));
+
+    if (ngx_http_stockprice_symbol(r, &view.symbol) != NGX_OK) {
         return ngx_http_stockprice_send_error(r, NGX_HTTP_NOT_FOUND,
                                               "not found");
     }
 
-    filter = NULL;
-
-    if (symbol.len == 0) {
-        rc = ngx_http_stockprice_filter(r, &filter);
+    if (view.symbol.len == 0) {
+        rc = ngx_http_stockprice_filter(r, &view);
         if (rc != NGX_OK) {
             return rc;
         }
     }
 
-    found = NULL;
-
-    if (filter) {
-        found = ngx_palloc(r->pool, (filter->nelts + 1) * sizeof(void *));
-        if (found == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    etag = ngx_pnalloc(r->pool, NGX_HTTP_STOCKPRICE_ETAG_LEN);
-    if (etag == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_stockprice_module);
-    ctx = slcf->shm_zone->data;
-    sh = ctx->sh;
+    view.ctx = slcf->shm_zone->data;
+    shpool = view.ctx->shpool;
 
     b = NULL;
-    sym = NULL;
-    n = 0;
+    body = 0;
 
-    /* sizes, then bytes, all from one snapshot */
+    /*
+     * Sizes under the mutex, memory outside it, then bytes under it again:
+     * the second pass measures anew, so a refresh in between is harmless.
+     */
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
+    for ( ;; ) {
+        ngx_shmtx_lock(&shpool->mutex);
 
-    snap = sh->snapshot;
-    etag_len = ngx_http_stockprice_etag(sh, etag);
-    last_modified = snap ? snap->last_modified : -1;
+        rc = ngx_http_stockprice_measure(&view);
 
-    if (symbol.len) {
-        sym = snap ? ngx_http_stockprice_find(snap, symbol.data, symbol.len)
-                   : NULL;
+        if (rc == NGX_OK && body && (size_t) (b->end - b->pos) >= view.len) {
+            b->last = ngx_http_stockprice_copy(&view, b->pos);
+        }
 
-        if (sym == NULL) {
-            ngx_shmtx_unlock(&ctx->shpool->mutex);
+        ngx_shmtx_unlock(&shpool->mutex);
 
+        if (rc != NGX_OK) {
             return ngx_http_stockprice_send_error(r, NGX_HTTP_NOT_FOUND,
                                                   "unknown symbol \"%V\"",
-                                                  &symbol);
+                                                  &view.symbol);
         }
 
-        len = 2 + sym->newest_len + sym->older_len;
-
-    } else if (filter) {
-        f = filter->elts;
-        len = 2;
-
-        for (i = 0; snap && i < filter->nelts; i++) {
-            sym = ngx_http_stockprice_find(snap, f[i].data, f[i].len);
-
-            if (sym) {
-                found[n++] = sym;
-            }
+        if (b && b->last > b->pos) {
+            break;
         }
-
-        /* the snapshot's order is the symbols' order */
-        ngx_qsort(found, n, sizeof(void *), ngx_http_stockprice_cmp_ptr);
-
-        for (i = 0; i < n; i++) {
-            if (i && found[i] == found[i - 1]) {
-                continue;
-            }
-
-            len += (i ? 1 : 0) + found[i]->newest_len;
-        }
-
-    } else {
-        len = snap ? snap->list_len : 2;
-    }
-
-    if (r->method != NGX_HTTP_HEAD) {
-        b = ngx_create_temp_buf(r->pool, len);
 
         if (b == NULL) {
-            ngx_shmtx_unlock(&ctx->shpool->mutex);
+            /* no body bytes at all for HEAD and for a certain 304 */
+
+            body = r->method != NGX_HTTP_HEAD
+                   && !ngx_http_stockprice_not_modified(r, &view);
+
+            if (!body) {
+                break;
+            }
+        }
+
+        b = ngx_create_temp_buf(r->pool, view.len);
+        if (b == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        p = b->last;
-
-        if (symbol.len) {
-            *p++ = '[';
-            p = ngx_cpymem(p, sym->newest, sym->newest_len);
-            p = ngx_cpymem(p, sym->older, sym->older_len);
-            *p++ = ']';
-
-        } else if (filter) {
-            *p++ = '[';
-
-            for (i = 0; i < n; i++) {
-                if (i && found[i] == found[i - 1]) {
-                    continue;
-                }
-
-                if (p - b->last > 1) {
-                    *p++ = ',';
-                }
-
-                p = ngx_cpymem(p, found[i]->newest, found[i]->newest_len);
-            }
-
-            *p++ = ']';
-
-        } else if (snap) {
-            p = ngx_cpymem(p, snap->list, snap->list_len);
-
-        } else {
-            *p++ = '[';
-            *p++ = ']';
-        }
-
-        b->last = p;
     }
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     if (ngx_http_stockprice_add_header(r, "Cache-Control",
                                        (u_char *) "no-cache", 8)
@@ -194,16 +143,205 @@ ngx_http_stockprice_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    r->headers_out.etag = ngx_http_stockprice_add_header(r, "ETag", etag,
-                                                         etag_len);
+    r->headers_out.etag = ngx_http_stockprice_add_header(r, "ETag",
+                                                         view.etag,
+                                                         view.etag_len);
     if (r->headers_out.etag == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    r->headers_out.last_modified_time = last_modified;
+    r->headers_out.last_modified_time = view.last_modified;
 
     return ngx_http_stockprice_send(r, NGX_HTTP_OK,
-                                    &ngx_http_stockprice_json_type, b, len);
+                                    &ngx_http_stockprice_json_type,
+                                    body ? b : NULL, view.len);
+}
+
+
+/* under the mutex: what the answer is made of, and its length */
+
+static ngx_int_t
+ngx_http_stockprice_measure(ngx_http_stockprice_view_t *view)
+{
+    ngx_str_t                   *f;
+    ngx_uint_t                   i, n;
+    ngx_http_stockprice_sh_t    *sh;
+    ngx_http_stockprice_sym_t   *sym;
+    ngx_http_stockprice_snap_t  *snap;
+
+    sh = view->ctx->sh;
+    snap = sh->snapshot;
+
+    view->snap = snap;
+    view->etag_len = ngx_http_stockprice_etag(sh, view->etag);
+    view->last_modified = snap ? snap->last_modified : -1;
+
+    if (view->symbol.len) {
+        view->sym = snap ? ngx_http_stockprice_find(snap, view->symbol.data,
+                                                    view->symbol.len)
+                         : NULL;
+        if (view->sym == NULL) {
+            return NGX_DECLINED;
+        }
+
+        view->len = 2 + view->sym->newest_len + view->sym->older_len;
+
+        return NGX_OK;
+    }
+
+    if (view->filter == NULL) {
+        view->len = snap ? snap->list_len : 2;
+        return NGX_OK;
+    }
+
+    f = view->filter->elts;
+    n = 0;
+
+    for (i = 0; snap && i < view->filter->nelts; i++) {
+        sym = ngx_http_stockprice_find(snap, f[i].data, f[i].len);
+
+        if (sym) {
+            view->found[n++] = sym;
+        }
+    }
+
+    /* the snapshot's order is the symbols' order; drop repeats */
+
+    ngx_qsort(view->found, n, sizeof(void *), ngx_http_stockprice_cmp_ptr);
+
+    view->nfound = 0;
+    view->len = 2;
+
+    for (i = 0; i < n; i++) {
+        if (i && view->found[i] == view->found[i - 1]) {
+            continue;
+        }
+
+        view->len += (view->nfound ? 1 : 0) + view->found[i]->newest_len;
+        view->found[view->nfound++] = view->found[i];
+    }
+
+    return NGX_OK;
+}
+
+
+/* under the mutex, after measure(): the bytes */
+
+static u_char *
+ngx_http_stockprice_copy(ngx_http_stockprice_view_t *view, u_char *p)
+{
+    ngx_uint_t                  i;
+    ngx_http_stockprice_sym_t  *sym;
+
+    if (view->symbol.len) {
+        sym = view->sym;
+
+        *p++ = '[';
+        p = ngx_cpymem(p, sym->newest, sym->newest_len);
+        p = ngx_cpymem(p, sym->older, sym->older_len);
+        *p++ = ']';
+
+        return p;
+    }
+
+    if (view->filter) {
+        *p++ = '[';
+
+        for (i = 0; i < view->nfound; i++) {
+            if (i) {
+                *p++ = ',';
+            }
+
+            p = ngx_cpymem(p, view->found[i]->newest,
+                           view->found[i]->newest_len);
+        }
+
+        *p++ = ']';
+
+        return p;
+    }
+
+    if (view->snap) {
+        return ngx_cpymem(p, view->snap->list, view->snap->list_len);
+    }
+
+    *p++ = '[';
+    *p++ = ']';
+
+    return p;
+}
+
+
+/*
+ * Will the not modified filter answer 304?  The same test it makes, for
+ * the cases where nothing else can change its mind, so that no body bytes
+ * are copied for a 304.  When in doubt: no, and the body is made.
+ */
+
+static ngx_uint_t
+ngx_http_stockprice_not_modified(ngx_http_request_t *r,
+    ngx_http_stockprice_view_t *view)
+{
+    u_char     *start, *end, ch;
+    ngx_str_t  *value;
+
+    if (r != r->main
+        || r->disable_not_modified
+        || r->headers_in.if_none_match == NULL
+        || r->headers_in.if_modified_since
+        || r->headers_in.if_unmodified_since
+        || r->headers_in.if_match)
+    {
+        return 0;
+    }
+
+    value = &r->headers_in.if_none_match->value;
+
+    if (value->len == 1 && value->data[0] == '*') {
+        return 1;
+    }
+
+    start = value->data;
+    end = value->data + value->len;
+
+    while (start < end) {
+
+        if (end - start > 2 && start[0] == 'W' && start[1] == '/') {
+            start += 2;
+        }
+
+        if (view->etag_len > (size_t) (end - start)) {
+            return 0;
+        }
+
+        if (ngx_strncmp(start, view->etag, view->etag_len) == 0) {
+            start += view->etag_len;
+
+            while (start < end && (*start == ' ' || *start == '\t')) {
+                start++;
+            }
+
+            if (start == end || *start == ',') {
+                return 1;
+            }
+        }
+
+        while (start < end && *start != ',') {
+            start++;
+        }
+
+        while (start < end) {
+            ch = *start;
+
+            if (ch != ' ' && ch != '\t' && ch != ',') {
+                break;
+            }
+
+            start++;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -392,7 +530,8 @@ ngx_http_stockprice_symbol(ngx_http_request_t *r, ngx_str_t *symbol)
 
 
 static ngx_int_t
-ngx_http_stockprice_filter(ngx_http_request_t *r, ngx_array_t **filter)
+ngx_http_stockprice_filter(ngx_http_request_t *r,
+    ngx_http_stockprice_view_t *view)
 {
     u_char       *p, *last, *comma, *dst;
     ngx_str_t     arg, *s;
@@ -437,7 +576,12 @@ ngx_http_stockprice_filter(ngx_http_request_t *r, ngx_array_t **filter)
         p = comma + 1;
     }
 
-    *filter = a;
+    view->filter = a;
+
+    view->found = ngx_palloc(r->pool, (a->nelts + 1) * sizeof(void *));
+    if (view->found == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     return NGX_OK;
 }

@@ -192,6 +192,28 @@ is($r->{status}, 304, 'If-None-Match current etag 304');
 $r = $t->get('/api/StockPrice/MSFT', 'If-None-Match' => $etag);
 is($r->{status}, 304, 'If-None-Match on a symbol 304');
 
+$r = $t->get('/api/StockPrice', 'If-None-Match' => qq{"nope", $etag});
+is($r->{status}, 304, 'If-None-Match list containing the etag 304');
+
+$r = $t->get('/api/StockPrice', 'If-None-Match' => "W/$etag");
+is($r->{status}, 304, 'If-None-Match weak form of the etag 304');
+
+$r = $t->get('/api/StockPrice', 'If-None-Match' => '*');
+is($r->{status}, 304, 'If-None-Match * 304');
+
+$r = $t->get('/api/StockPrice', 'If-None-Match' => '"nope"');
+is($r->{status}, 200, 'If-None-Match other etag 200');
+my $full = $t->get('/api/StockPrice')->{content};
+is($r->{content}, $full, 'If-None-Match other etag: full body');
+
+$r = $t->get('/api/StockPrice', 'If-None-Match' => $etag,
+             'If-Modified-Since' => 'Thu, 01 Jan 1970 00:00:01 GMT');
+is($r->{status}, 200, 'If-None-Match with an old If-Modified-Since 200');
+is($r->{content}, $full, 'If-None-Match with If-Modified-Since: full body');
+
+$r = $t->get('/api/StockPrice?symbols=MSFT', 'If-None-Match' => $etag);
+is($r->{status}, 304, 'If-None-Match on a filtered list 304');
+
 $up->control({});
 my $refreshes = $t->status->{refreshes};
 ok($t->wait_status('refreshes', $refreshes + 1), 'refreshed again');
