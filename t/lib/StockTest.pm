@@ -171,7 +171,23 @@ sub master_pid {
 
     my $pid = $self->read_file('nginx.pid');
     return undef unless $pid && $pid =~ /(\d+)/;
-    return kill(0, $1) ? $1 : undef;
+    return alive($1) ? $1 : undef;
+}
+
+
+# a process that has exited but is not reaped yet (the daemonized master's
+# parent is whatever init this machine has) counts as gone
+
+sub alive {
+    my ($pid) = @_;
+
+    return 0 unless kill 0, $pid;
+
+    open my $fh, '<', "/proc/$pid/stat" or return 0;
+    my $stat = <$fh> // '';
+    close $fh;
+
+    return $stat !~ /^\d+ \(.*\) Z/;
 }
 
 
@@ -221,7 +237,7 @@ sub stop {
     my $start = time;
     kill $sig // 'QUIT', $pid;
 
-    my $gone = $self->wait_for(sub { !kill 0, $pid }, 10);
+    my $gone = $self->wait_for(sub { !alive($pid) }, 10);
     my $took = time - $start;
 
     unless ($gone) {
