@@ -24,6 +24,7 @@ typedef struct {
 static void ngx_http_stockprice_patch_nul(char *buf, size_t len);
 static int ngx_http_stockprice_utf8_valid(const unsigned char *s, size_t len);
 static int ngx_http_stockprice_numeric(const char *s, double *value);
+static const char *ngx_http_stockprice_digits_end(const char *p);
 static int ngx_http_stockprice_record(const cJSON *item,
     ngx_http_stockprice_record_t *rec, ngx_http_stockprice_parse_stats_t *st);
 static int ngx_http_stockprice_wanted(const ngx_http_stockprice_str_t *filter,
@@ -267,49 +268,46 @@ ngx_http_stockprice_numeric(const char *s, double *value)
         p++;
     }
 
-    if (*p < '0' || *p > '9') {
-        return 0;
+    p = ngx_http_stockprice_digits_end(p);
+
+    if (p && *p == '.') {
+        p = ngx_http_stockprice_digits_end(p + 1);
     }
 
-    while (*p >= '0' && *p <= '9') {
-        p++;
-    }
-
-    if (*p == '.') {
-        p++;
-
-        if (*p < '0' || *p > '9') {
-            return 0;
-        }
-
-        while (*p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-
-    if (*p == 'e' || *p == 'E') {
+    if (p && (*p == 'e' || *p == 'E')) {
         p++;
 
         if (*p == '-' || *p == '+') {
             p++;
         }
 
-        if (*p < '0' || *p > '9') {
-            return 0;
-        }
-
-        while (*p >= '0' && *p <= '9') {
-            p++;
-        }
+        p = ngx_http_stockprice_digits_end(p);
     }
 
-    if (*p != '\0') {
+    if (p == NULL || *p != '\0') {
         return 0;
     }
 
     *value = strtod(s, &end);
 
     return end == p;
+}
+
+
+/* past one or more digits, or NULL if there is none */
+
+static const char *
+ngx_http_stockprice_digits_end(const char *p)
+{
+    if (*p < '0' || *p > '9') {
+        return NULL;
+    }
+
+    while (*p >= '0' && *p <= '9') {
+        p++;
+    }
+
+    return p;
 }
 
 
