@@ -19,7 +19,8 @@ package FakeUpstream;
 #   records   extra literal records (Perl structures) appended
 #   ids       1: give every record an id (a fixed UUID per symbol)
 #   reject    1: forget all tokens, answer 401 to every prices request
-#   expires   expiresIn of issued tokens (default 3600; 0: left out)
+#   expires   expiresIn of issued tokens, enforced (default 3600; 0: left
+#             out, the token never expires)
 
 use strict;
 use warnings;
@@ -153,9 +154,9 @@ sub serve {
                 && ($cred->{password} // '') eq $self->{password})
             {
                 $token = 'tok-' . ++$n . '-' . int(rand(1e9));
-                $tokens{$token} = 1;
                 my %a = (token => $token);
                 my $e = $ctl->{expires} // 3600;
+                $tokens{$token} = $e ? Time::HiRes::time() + $e : 'never';
                 $a{expiresIn} = $e if $e;
                 ($status, $body) = (200, $json->encode(\%a));
 
@@ -183,7 +184,9 @@ sub serve {
                 ($status, $body) = (401, '{"error":"bad token"}');
 
             } elsif (($ctl->{auth} // 1)
-                        && !($auth =~ /^Bearer (.+)$/ && $tokens{$1}))
+                        && !($auth =~ /^Bearer (.+)$/ && $tokens{$1}
+                             && ($tokens{$1} eq 'never'
+                                 || $tokens{$1} > Time::HiRes::time())))
             {
                 ($status, $body) = (401, '{"error":"bad token"}');
 
@@ -220,6 +223,8 @@ sub serve {
             ($status, $body) = (404, '{"error":"not found"}');
         }
 
+        $stats->{requests}[-1]{status} = $status;
+        $stats->{status}{$status}++;
         $self->write_stats($stats);
 
         print $c "HTTP/1.1 $status X\r\nContent-Type: application/json\r\n"
