@@ -767,6 +767,9 @@ ngx_http_stockprice_socket(CURL *easy, curl_socket_t s, int what, void *userp,
 
     c = socketp;
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, cycle->log, 0,
+                   "stockprice curl socket %d: %d", (int) s, what);
+
     if (what == CURL_POLL_REMOVE) {
         if (c) {
             if (ngx_http_stockprice_multi) {
@@ -860,6 +863,10 @@ ngx_http_stockprice_socket_handler(ngx_event_t *ev)
         return;
     }
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                   "stockprice curl socket %d %s ready", (int) c->fd,
+                   ev->write ? "write" : "read");
+
     curl_multi_socket_action(ngx_http_stockprice_multi, c->fd,
                              ev->write ? CURL_CSELECT_OUT : CURL_CSELECT_IN,
                              &running);
@@ -874,6 +881,9 @@ ngx_http_stockprice_timer(CURLM *multi, long timeout_ms, void *userp)
     ngx_event_t  *ev;
 
     ev = &ngx_http_stockprice_curl_timer;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                   "stockprice curl timer: %l ms", timeout_ms);
 
     /* deleted first: nginx ignores a re-add that moves it < 300 ms */
 
