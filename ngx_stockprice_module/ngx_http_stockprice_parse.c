@@ -15,21 +15,29 @@
 #include <ngx_http_stockprice_render.h>
 
 
+#define NGX_HTTP_STOCKPRICE_EXPIRES_MAX  315360000  /* 10 years */
+
+
 typedef struct {
     ngx_http_stockprice_record_t    rec;
     size_t                          index;
 } ngx_http_stockprice_sortable_t;
 
 
+static cJSON *ngx_http_stockprice_json(const char *buf, size_t len);
+static char *ngx_http_stockprice_copy(const char *buf, size_t len);
+static void ngx_http_stockprice_wipe(char *buf, size_t len);
 static void ngx_http_stockprice_patch_nul(char *buf, size_t len);
-static int ngx_http_stockprice_utf8_valid(const unsigned char *s, size_t len);
-static int ngx_http_stockprice_numeric(const char *s, double *value);
-static const char *ngx_http_stockprice_digits_end(const char *p);
 static int ngx_http_stockprice_record(const cJSON *item,
     ngx_http_stockprice_record_t *rec, ngx_http_stockprice_parse_stats_t *st);
+static int ngx_http_stockprice_numeric(const char *s, double *value);
+static const char *ngx_http_stockprice_digits_end(const char *p);
+static int ngx_http_stockprice_utf8_valid(const unsigned char *s, size_t len);
 static int ngx_http_stockprice_wanted(const ngx_http_stockprice_str_t *filter,
     size_t nfilter, const char *s, size_t len);
 static int ngx_http_stockprice_cmp_sortable(const void *one, const void *two);
+static int ngx_http_stockprice_string_equal(const cJSON *v,
+    const ngx_http_stockprice_str_t *s);
 
 
 int
@@ -73,11 +81,10 @@ ngx_http_stockprice_parse_prices(char *buf, size_t len,
     ngx_http_stockprice_record_t **records, size_t *nrecords,
     ngx_http_stockprice_parse_stats_t *stats)
 {
-    int                              n;
-    size_t                           i, j, count;
+    size_t                           i, n, size;
     cJSON                           *root, *item;
     ngx_http_stockprice_record_t    *out;
-    ngx_http_stockprice_sortable_t  *all;
+    ngx_http_stockprice_sortable_t  *all, *p;
 
     memset(stats, 0, sizeof(ngx_http_stockprice_parse_stats_t));
     *records = NULL;
@@ -85,7 +92,7 @@ ngx_http_stockprice_parse_prices(char *buf, size_t len,
 
     ngx_http_stockprice_patch_nul(buf, len);
 
-    root = cJSON_ParseWithLength(buf, len);
+    root = ngx_http_stockprice_json(buf, len);
     if (root == NULL) {
         return NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
     }
@@ -95,60 +102,67 @@ ngx_http_stockprice_parse_prices(char *buf, size_t len,
         return NGX_HTTP_STOCKPRICE_PARSE_NOT_ARRAY;
     }
 
-    n = cJSON_GetArraySize(root);
-    stats->total = (size_t) n;
+    /*
+     * Room grows with the records kept, not with the elements seen:
+     * a body of "[1,1,1,...]" costs no record slots.
+     */
 
-    if (n == 0) {
-        cJSON_Delete(root);
-        return NGX_HTTP_STOCKPRICE_PARSE_OK;
-    }
-
-    all = malloc((size_t) n * sizeof(ngx_http_stockprice_sortable_t));
-    if (all == NULL) {
-        cJSON_Delete(root);
-        return NGX_HTTP_STOCKPRICE_PARSE_NOMEM;
-    }
-
-    count = 0;
+    all = NULL;
+    size = 0;
+    n = 0;
 
     cJSON_ArrayForEach(item, root) {
-        if (!ngx_http_stockprice_record(item, &all[count].rec, stats)) {
+        stats->total++;
+
+        if (n == size) {
+            size = size ? 2 * size : 16;
+
+            p = realloc(all, size * sizeof(ngx_http_stockprice_sortable_t));
+            if (p == NULL) {
+                free(all);
+                cJSON_Delete(root);
+                return NGX_HTTP_STOCKPRICE_PARSE_NOMEM;
+            }
+
+            all = p;
+        }
+
+        if (!ngx_http_stockprice_record(item, &all[n].rec, stats)) {
             continue;
         }
 
         if (nfilter
-            && !ngx_http_stockprice_wanted(filter, nfilter,
-                                           all[count].rec.symbol,
-                                           all[count].rec.symbol_len))
+            && !ngx_http_stockprice_wanted(filter, nfilter, all[n].rec.symbol,
+                                           all[n].rec.symbol_len))
         {
             stats->filtered++;
             continue;
         }
 
-        all[count].index = count;
-        count++;
+        all[n].index = n;
+        n++;
     }
 
     cJSON_Delete(root);
 
-    if (count == 0) {
+    if (n == 0) {
         free(all);
         return NGX_HTTP_STOCKPRICE_PARSE_OK;
     }
 
-    qsort(all, count, sizeof(ngx_http_stockprice_sortable_t),
+    qsort(all, n, sizeof(ngx_http_stockprice_sortable_t),
           ngx_http_stockprice_cmp_sortable);
 
-    out = malloc(count * sizeof(ngx_http_stockprice_record_t));
+    out = malloc(n * sizeof(ngx_http_stockprice_record_t));
     if (out == NULL) {
         free(all);
         return NGX_HTTP_STOCKPRICE_PARSE_NOMEM;
     }
 
-    /* of a run of one symbol, sorted by position, the last one wins */
+    /* a run of one symbol is in body order: the last one wins */
 
-    for (i = 0, j = 0; i < count; i++) {
-        if (i + 1 < count
+    for (i = 0; i < n; i++) {
+        if (i + 1 < n
             && ngx_http_stockprice_symbol_cmp(all[i].rec.symbol,
                                               all[i].rec.symbol_len,
                                               all[i + 1].rec.symbol,
@@ -159,14 +173,13 @@ ngx_http_stockprice_parse_prices(char *buf, size_t len,
             continue;
         }
 
-        out[j++] = all[i].rec;
+        out[stats->accepted++] = all[i].rec;
     }
 
     free(all);
 
-    stats->accepted = j;
     *records = out;
-    *nrecords = j;
+    *nrecords = stats->accepted;
 
     return NGX_HTTP_STOCKPRICE_PARSE_OK;
 }
@@ -215,6 +228,8 @@ ngx_http_stockprice_record(const cJSON *item,
         return 0;
     }
 
+    /* cJSON reads 1e999 as inf */
+
     if (!isfinite(rec->price)) {
         st->bad_price++;
         return 0;
@@ -223,7 +238,7 @@ ngx_http_stockprice_record(const cJSON *item,
     v = cJSON_GetObjectItemCaseSensitive(item, "valueDateTime");
 
     if (v) {
-        len = cJSON_IsString(v) && v->valuestring
+        len = (cJSON_IsString(v) && v->valuestring)
               ? strlen(v->valuestring) : 0;
 
         if (len && ngx_http_stockprice_time_valid(v->valuestring, len)) {
@@ -238,7 +253,7 @@ ngx_http_stockprice_record(const cJSON *item,
     v = cJSON_GetObjectItemCaseSensitive(item, "id");
 
     if (v) {
-        len = cJSON_IsString(v) && v->valuestring
+        len = (cJSON_IsString(v) && v->valuestring)
               ? strlen(v->valuestring) : 0;
 
         if (len && ngx_http_stockprice_uuid_valid(v->valuestring, len)) {
@@ -254,7 +269,10 @@ ngx_http_stockprice_record(const cJSON *item,
 }
 
 
-/* a decimal number as JSON writes it, optionally signed; nothing else */
+/*
+ * A decimal number as JSON writes it, with an optional sign: strtod()
+ * alone would take "inf", "nan", "0x1p3" and leading blanks too.
+ */
 
 static int
 ngx_http_stockprice_numeric(const char *s, double *value)
@@ -323,6 +341,7 @@ ngx_http_stockprice_wanted(const ngx_http_stockprice_str_t *filter,
 
     while (lo < hi) {
         mid = lo + (hi - lo) / 2;
+
         rc = ngx_http_stockprice_symbol_cmp(filter[mid].data, filter[mid].len,
                                             s, len);
         if (rc == 0) {
@@ -345,8 +364,10 @@ static int
 ngx_http_stockprice_cmp_sortable(const void *one, const void *two)
 {
     int                                    rc;
-    const ngx_http_stockprice_sortable_t  *a = one;
-    const ngx_http_stockprice_sortable_t  *b = two;
+    const ngx_http_stockprice_sortable_t  *a, *b;
+
+    a = one;
+    b = two;
 
     rc = ngx_http_stockprice_symbol_cmp(a->rec.symbol, a->rec.symbol_len,
                                         b->rec.symbol, b->rec.symbol_len);
@@ -358,67 +379,41 @@ ngx_http_stockprice_cmp_sortable(const void *one, const void *two)
 }
 
 
-/*
- * cJSON turns "\u0000" into a NUL that cuts its C string short: make it
- * "\u0001", a control character that the symbol check refuses.
- */
-
-static void
-ngx_http_stockprice_patch_nul(char *buf, size_t len)
-{
-    char  *p, *last;
-
-    p = buf;
-    last = buf + len;
-
-    while (p < last) {
-        p = memchr(p, '\\', last - p);
-
-        if (p == NULL) {
-            return;
-        }
-
-        if (last - p >= 6 && p[1] == 'u' && p[2] == '0' && p[3] == '0'
-            && p[4] == '0' && p[5] == '0')
-        {
-            p[5] = '1';
-            p += 6;
-            continue;
-        }
-
-        /* skip the escaped character, a backslash included */
-        p += 2;
-    }
-}
-
-
 static int
 ngx_http_stockprice_utf8_valid(const unsigned char *s, size_t len)
 {
-    size_t    i, n, k;
+    size_t    i, k, n;
     uint32_t  cp, min;
 
-    for (i = 0; i < len; i += n) {
+    i = 0;
+
+    while (i < len) {
 
         if (s[i] < 0x80) {
-            n = 1;
+            i++;
             continue;
         }
 
         if ((s[i] & 0xe0) == 0xc0) {
-            n = 2; cp = s[i] & 0x1f; min = 0x80;
+            n = 2;
+            cp = s[i] & 0x1f;
+            min = 0x80;
 
         } else if ((s[i] & 0xf0) == 0xe0) {
-            n = 3; cp = s[i] & 0x0f; min = 0x800;
+            n = 3;
+            cp = s[i] & 0x0f;
+            min = 0x800;
 
         } else if ((s[i] & 0xf8) == 0xf0) {
-            n = 4; cp = s[i] & 0x07; min = 0x10000;
+            n = 4;
+            cp = s[i] & 0x07;
+            min = 0x10000;
 
         } else {
             return 0;
         }
 
-        if (i + n > len) {
+        if (len - i < n) {
             return 0;
         }
 
@@ -430,9 +425,13 @@ ngx_http_stockprice_utf8_valid(const unsigned char *s, size_t len)
             cp = (cp << 6) | (s[i + k] & 0x3f);
         }
 
+        /* overlong forms, surrogates, beyond Unicode */
+
         if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
             return 0;
         }
+
+        i += n;
     }
 
     return 1;
@@ -443,6 +442,8 @@ int
 ngx_http_stockprice_parse_token(const char *buf, size_t len, char **token,
     size_t *token_len, long *expires_in)
 {
+    int           rc;
+    char         *copy;
     size_t        i, n;
     cJSON        *root;
     const cJSON  *v;
@@ -451,7 +452,18 @@ ngx_http_stockprice_parse_token(const char *buf, size_t len, char **token,
     *token_len = 0;
     *expires_in = -1;
 
-    root = cJSON_ParseWithLength(buf, len);
+    /* on a copy, so that "\u0000" cannot cut the token short */
+
+    copy = ngx_http_stockprice_copy(buf, len);
+    if (copy == NULL) {
+        return NGX_HTTP_STOCKPRICE_PARSE_NOMEM;
+    }
+
+    root = ngx_http_stockprice_json(copy, len);
+
+    ngx_http_stockprice_wipe(copy, len);
+    free(copy);
+
     if (root == NULL) {
         return NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
     }
@@ -461,31 +473,32 @@ ngx_http_stockprice_parse_token(const char *buf, size_t len, char **token,
         return NGX_HTTP_STOCKPRICE_PARSE_NOT_OBJECT;
     }
 
+    rc = NGX_HTTP_STOCKPRICE_PARSE_BAD_TOKEN;
+
     v = cJSON_GetObjectItemCaseSensitive(root, "token");
 
     if (!cJSON_IsString(v) || v->valuestring == NULL) {
-        cJSON_Delete(root);
-        return NGX_HTTP_STOCKPRICE_PARSE_BAD_TOKEN;
+        goto done;
     }
 
     n = strlen(v->valuestring);
 
     if (n == 0 || n > NGX_HTTP_STOCKPRICE_TOKEN_MAX) {
-        cJSON_Delete(root);
-        return NGX_HTTP_STOCKPRICE_PARSE_BAD_TOKEN;
+        goto done;
     }
 
     for (i = 0; i < n; i++) {
-        if (v->valuestring[i] < 0x21 || v->valuestring[i] > 0x7e) {
-            cJSON_Delete(root);
-            return NGX_HTTP_STOCKPRICE_PARSE_BAD_TOKEN;
+        if ((unsigned char) v->valuestring[i] < 0x21
+            || (unsigned char) v->valuestring[i] > 0x7e)
+        {
+            goto done;
         }
     }
 
     *token = malloc(n);
     if (*token == NULL) {
-        cJSON_Delete(root);
-        return NGX_HTTP_STOCKPRICE_PARSE_NOMEM;
+        rc = NGX_HTTP_STOCKPRICE_PARSE_NOMEM;
+        goto done;
     }
 
     memcpy(*token, v->valuestring, n);
@@ -496,13 +509,18 @@ ngx_http_stockprice_parse_token(const char *buf, size_t len, char **token,
     if (cJSON_IsNumber(v) && isfinite(v->valuedouble)
         && v->valuedouble >= 1)
     {
-        *expires_in = v->valuedouble > 315360000.0
-                      ? 315360000L : (long) v->valuedouble;
+        *expires_in = v->valuedouble > NGX_HTTP_STOCKPRICE_EXPIRES_MAX
+                      ? NGX_HTTP_STOCKPRICE_EXPIRES_MAX
+                      : (long) v->valuedouble;
     }
+
+    rc = NGX_HTTP_STOCKPRICE_PARSE_OK;
+
+done:
 
     cJSON_Delete(root);
 
-    return NGX_HTTP_STOCKPRICE_PARSE_OK;
+    return rc;
 }
 
 
@@ -511,6 +529,10 @@ ngx_http_stockprice_parse_credentials(const char *buf, size_t len,
     ngx_http_stockprice_str_t *user, ngx_http_stockprice_str_t *password)
 {
     const char  *eol, *colon;
+
+    if (len == 0) {
+        return -1;
+    }
 
     eol = memchr(buf, '\n', len);
 
@@ -542,37 +564,168 @@ ngx_http_stockprice_parse_check_credentials(const char *buf, size_t len,
     const ngx_http_stockprice_str_t *user,
     const ngx_http_stockprice_str_t *password)
 {
-    int           ok;
-    char         *copy;
-    cJSON        *root;
-    const cJSON  *u, *p;
+    int     ok;
+    char   *copy;
+    cJSON  *root;
 
-    copy = malloc(len + 1);
+    /* on a copy, so that "demo\u0000x" cannot pass for "demo" */
+
+    copy = ngx_http_stockprice_copy(buf, len);
     if (copy == NULL) {
         return 0;
     }
 
-    memcpy(copy, buf, len);
-    ngx_http_stockprice_patch_nul(copy, len);
+    root = ngx_http_stockprice_json(copy, len);
 
-    root = cJSON_ParseWithLength(copy, len);
+    ngx_http_stockprice_wipe(copy, len);
     free(copy);
 
     if (root == NULL) {
         return 0;
     }
 
-    u = cJSON_GetObjectItemCaseSensitive(root, "username");
-    p = cJSON_GetObjectItemCaseSensitive(root, "password");
-
-    ok = cJSON_IsString(u) && u->valuestring
-         && cJSON_IsString(p) && p->valuestring
-         && strlen(u->valuestring) == user->len
-         && memcmp(u->valuestring, user->data, user->len) == 0
-         && strlen(p->valuestring) == password->len
-         && memcmp(p->valuestring, password->data, password->len) == 0;
+    ok = cJSON_IsObject(root)
+         && ngx_http_stockprice_string_equal(
+                cJSON_GetObjectItemCaseSensitive(root, "username"), user)
+         && ngx_http_stockprice_string_equal(
+                cJSON_GetObjectItemCaseSensitive(root, "password"), password);
 
     cJSON_Delete(root);
 
     return ok;
+}
+
+
+static int
+ngx_http_stockprice_string_equal(const cJSON *v,
+    const ngx_http_stockprice_str_t *s)
+{
+    if (!cJSON_IsString(v) || v->valuestring == NULL) {
+        return 0;
+    }
+
+    return strlen(v->valuestring) == s->len
+           && memcmp(v->valuestring, s->data, s->len) == 0;
+}
+
+
+/*
+ * cJSON_ParseWithLength() accepts anything after the value:
+ * "[1]garbage" is no JSON, so only whitespace may follow.
+ */
+
+static cJSON *
+ngx_http_stockprice_json(const char *buf, size_t len)
+{
+    cJSON       *root;
+    const char  *end, *last;
+
+    if (len == 0) {
+        return NULL;
+    }
+
+    end = NULL;
+
+    root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+    if (root == NULL) {
+        return NULL;
+    }
+
+    last = buf + len;
+
+    if (end == NULL || end < buf || end > last) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+
+    while (end < last) {
+        if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') {
+            cJSON_Delete(root);
+            return NULL;
+        }
+
+        end++;
+    }
+
+    return root;
+}
+
+
+static char *
+ngx_http_stockprice_copy(const char *buf, size_t len)
+{
+    char  *copy;
+
+    copy = malloc(len ? len : 1);
+    if (copy == NULL) {
+        return NULL;
+    }
+
+    if (len) {
+        memcpy(copy, buf, len);
+    }
+
+    ngx_http_stockprice_patch_nul(copy, len);
+
+    return copy;
+}
+
+
+/* secrets do not outlive the parse in our own copies */
+
+static void
+ngx_http_stockprice_wipe(char *buf, size_t len)
+{
+    volatile char  *p;
+
+    p = buf;
+
+    while (len--) {
+        *p++ = '\0';
+    }
+}
+
+
+/*
+ * cJSON turns "\u0000", and a raw NUL in a string, into a NUL that cuts
+ * its C string short: make them 0x01, a control character that the
+ * symbol and token checks refuse.  A backslash escapes the next byte, so
+ * "\\u0000" is left alone.
+ */
+
+static void
+ngx_http_stockprice_patch_nul(char *buf, size_t len)
+{
+    size_t  i;
+
+    i = 0;
+
+    while (i < len) {
+
+        if (buf[i] == '\0') {
+            buf[i++] = '\x01';
+            continue;
+        }
+
+        if (buf[i] != '\\') {
+            i++;
+            continue;
+        }
+
+        if (len - i >= 6 && buf[i + 1] == 'u' && buf[i + 2] == '0'
+            && buf[i + 3] == '0' && buf[i + 4] == '0' && buf[i + 5] == '0')
+        {
+            buf[i + 5] = '1';
+            i += 6;
+            continue;
+        }
+
+        /* the escaped byte, a backslash included, is no escape itself */
+
+        if (len - i >= 2 && buf[i + 1] == '\0') {
+            buf[i + 1] = '\x01';
+        }
+
+        i += 2;
+    }
 }

@@ -80,9 +80,10 @@ int ngx_http_stockprice_symbol_valid(const char *s, size_t len);
 /*
  * Parses an upstream prices body: a JSON array of records.
  *
- * "buf" is modified in place (a "\u0000" escape becomes "\u0001", so that
- * cJSON cannot cut a symbol short; the record is then skipped for its
- * control character).
+ * "buf" is modified in place (a "\u0000" escape becomes "\u0001" and a
+ * raw NUL byte 0x01, so that cJSON cannot cut a symbol short; the record
+ * is then skipped for its control character).  Anything but white space
+ * after the JSON value makes the body NOT_JSON.
  *
  * "filter" (may be NULL when nfilter is 0) lists the wanted symbols sorted
  * by ngx_http_stockprice_symbol_cmp(); records of other symbols are dropped.

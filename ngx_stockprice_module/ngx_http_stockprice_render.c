@@ -4,6 +4,7 @@
  */
 
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,22 +13,74 @@
 #include <ngx_http_stockprice_render.h>
 
 
+/* 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: always 4 year digits */
+#define NGX_HTTP_STOCKPRICE_SEC_FIRST  (-62167219200LL)
+#define NGX_HTTP_STOCKPRICE_SEC_LAST   253402300799LL
+
+#define NGX_HTTP_STOCKPRICE_NMETRICS   12
+
+
+typedef struct {
+    const char                     *name;
+    const char                     *type;
+    const char                     *help;
+} ngx_http_stockprice_metric_t;
+
+
+static int ngx_http_stockprice_digits(const char *s, size_t n, int min,
+    int max);
 static size_t ngx_http_stockprice_put(char *dst, size_t n, const char *s,
     size_t len);
 static size_t ngx_http_stockprice_put_str(char *dst, size_t n, const char *s,
     size_t len);
 static size_t ngx_http_stockprice_put_u64(char *dst, size_t n, uint64_t v);
+static size_t ngx_http_stockprice_put_field(char *dst, size_t n,
+    const char *name, uint64_t v);
 static size_t ngx_http_stockprice_put_time(char *dst, size_t n, int64_t ms);
+static size_t ngx_http_stockprice_put_label(char *dst, size_t n,
+    const char *s, size_t len);
 
 
 static const char  ngx_http_stockprice_hex[] = "0123456789abcdef";
 
 
+/* the short escapes of JSON, 0 where \u00XX is needed */
+
+static const char  ngx_http_stockprice_short_escape[32] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 'b', 't', 'n', 0, 'f', 'r', 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+};
+
+
+/* in the order of the values in render_status_prometheus() */
+
+static const ngx_http_stockprice_metric_t
+    ngx_http_stockprice_metrics[NGX_HTTP_STOCKPRICE_NMETRICS] =
+{
+    { "stockprice_symbols", "gauge", "Symbols in the zone." },
+    { "stockprice_records", "gauge", "Records kept in the zone." },
+    { "stockprice_refreshes_total", "counter", "Successful refreshes." },
+    { "stockprice_failures_total", "counter", "Failed refreshes." },
+    { "stockprice_consecutive_failures", "gauge",
+      "Failed refreshes since the last success." },
+    { "stockprice_auth_calls_total", "counter", "Authentication requests." },
+    { "stockprice_skipped_records_total", "counter",
+      "Upstream records skipped as invalid." },
+    { "stockprice_last_success_timestamp_seconds", "gauge",
+      "Unix time of the last successful refresh, 0 if none." },
+    { "stockprice_next_refresh_timestamp_seconds", "gauge",
+      "Unix time of the next refresh, 0 if unknown." },
+    { "stockprice_authenticated", "gauge", "1 if a token is held." },
+    { "stockprice_zone_bytes_used", "gauge", "Zone bytes in use." },
+    { "stockprice_zone_bytes_total", "gauge", "Zone size in bytes." }
+};
+
+
 size_t
 ngx_http_stockprice_escape_json(char *dst, const char *src, size_t len)
 {
-    size_t          n, i;
-    unsigned char   c;
+    size_t         i, n;
+    unsigned char  c;
 
     n = 0;
 
@@ -44,27 +97,24 @@ ngx_http_stockprice_escape_json(char *dst, const char *src, size_t len)
             continue;
         }
 
-        if (c < 0x20 || c == 0x7f) {
+        if (c < 0x20 && ngx_http_stockprice_short_escape[c]) {
             if (dst) {
                 dst[n] = '\\';
-
-                switch (c) {
-                case '\b': dst[n + 1] = 'b'; break;
-                case '\f': dst[n + 1] = 'f'; break;
-                case '\n': dst[n + 1] = 'n'; break;
-                case '\r': dst[n + 1] = 'r'; break;
-                case '\t': dst[n + 1] = 't'; break;
-                default:
-                    dst[n + 1] = 'u';
-                    dst[n + 2] = '0';
-                    dst[n + 3] = '0';
-                    dst[n + 4] = ngx_http_stockprice_hex[c >> 4];
-                    dst[n + 5] = ngx_http_stockprice_hex[c & 0xf];
-                }
+                dst[n + 1] = ngx_http_stockprice_short_escape[c];
             }
 
-            n += (c == '\b' || c == '\f' || c == '\n' || c == '\r'
-                  || c == '\t') ? 2 : 6;
+            n += 2;
+            continue;
+        }
+
+        if (c < 0x20 || c == 0x7f) {
+            if (dst) {
+                memcpy(dst + n, "\\u00", 4);
+                dst[n + 4] = ngx_http_stockprice_hex[c >> 4];
+                dst[n + 5] = ngx_http_stockprice_hex[c & 0xf];
+            }
+
+            n += 6;
             continue;
         }
 
@@ -83,6 +133,13 @@ size_t
 ngx_http_stockprice_format_price(char *buf, double price)
 {
     int  n, precision;
+
+    /* parse refuses these; never write a number JSON does not have */
+
+    if (!isfinite(price)) {
+        memcpy(buf, "null", 4);
+        return 4;
+    }
 
     n = 0;
 
@@ -104,6 +161,17 @@ ngx_http_stockprice_format_time(char *buf, int64_t sec, long usec)
 {
     int64_t  days, secs, z, era, doe, yoe, y, doy, mp, d, m;
 
+    if (sec < NGX_HTTP_STOCKPRICE_SEC_FIRST) {
+        sec = NGX_HTTP_STOCKPRICE_SEC_FIRST;
+
+    } else if (sec > NGX_HTTP_STOCKPRICE_SEC_LAST) {
+        sec = NGX_HTTP_STOCKPRICE_SEC_LAST;
+    }
+
+    if (usec < 0 || usec > 999999) {
+        usec = 0;
+    }
+
     days = sec / 86400;
     secs = sec % 86400;
 
@@ -112,7 +180,7 @@ ngx_http_stockprice_format_time(char *buf, int64_t sec, long usec)
         days--;
     }
 
-    /* days from civil, inverted (Howard Hinnant's algorithm) */
+    /* civil from days, Howard Hinnant's algorithm: no gmtime(), no tz */
 
     z = days + 719468;
     era = (z >= 0 ? z : z - 146096) / 146097;
@@ -190,26 +258,6 @@ ngx_http_stockprice_uuid_valid(const char *s, size_t len)
 }
 
 
-static int
-ngx_http_stockprice_digits(const char *s, size_t n, int min, int max)
-{
-    int     v;
-    size_t  i;
-
-    v = 0;
-
-    for (i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return 0;
-        }
-
-        v = v * 10 + (s[i] - '0');
-    }
-
-    return v >= min && v <= max;
-}
-
-
 int
 ngx_http_stockprice_time_valid(const char *s, size_t len)
 {
@@ -250,14 +298,30 @@ ngx_http_stockprice_time_valid(const char *s, size_t len)
         return i + 1 == len;
     }
 
-    if ((s[i] == '+' || s[i] == '-') && len - i == 6
-        && ngx_http_stockprice_digits(s + i + 1, 2, 0, 23) && s[i + 3] == ':'
-        && ngx_http_stockprice_digits(s + i + 4, 2, 0, 59))
-    {
-        return 1;
+    return (s[i] == '+' || s[i] == '-') && len - i == 6
+           && ngx_http_stockprice_digits(s + i + 1, 2, 0, 23)
+           && s[i + 3] == ':'
+           && ngx_http_stockprice_digits(s + i + 4, 2, 0, 59);
+}
+
+
+static int
+ngx_http_stockprice_digits(const char *s, size_t n, int min, int max)
+{
+    int     v;
+    size_t  i;
+
+    v = 0;
+
+    for (i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+
+        v = v * 10 + (s[i] - '0');
     }
 
-    return 0;
+    return v >= min && v <= max;
 }
 
 
@@ -266,9 +330,8 @@ ngx_http_stockprice_render_record(char *dst,
     const ngx_http_stockprice_record_t *rec, const char *mtime,
     size_t mtime_len)
 {
-    size_t       n, plen;
+    size_t       n, plen, vt_len;
     const char  *vt;
-    size_t       vt_len;
     char         price[NGX_HTTP_STOCKPRICE_PRICE_LEN];
 
     if (rec->value_time_len) {
@@ -282,10 +345,10 @@ ngx_http_stockprice_render_record(char *dst,
 
     plen = ngx_http_stockprice_format_price(price, rec->price);
 
-    n = ngx_http_stockprice_put(dst, 0, "{\"id\":\"", 7);
-    n += ngx_http_stockprice_put(dst, n, rec->id,
-                                 NGX_HTTP_STOCKPRICE_UUID_LEN);
-    n += ngx_http_stockprice_put(dst, n, "\",\"symbol\":", 11);
+    n = ngx_http_stockprice_put(dst, 0, "{\"id\":", 6);
+    n += ngx_http_stockprice_put_str(dst, n, rec->id,
+                                     NGX_HTTP_STOCKPRICE_UUID_LEN);
+    n += ngx_http_stockprice_put(dst, n, ",\"symbol\":", 10);
     n += ngx_http_stockprice_put_str(dst, n, rec->symbol, rec->symbol_len);
     n += ngx_http_stockprice_put(dst, n, ",\"price\":", 9);
     n += ngx_http_stockprice_put(dst, n, price, plen);
@@ -336,20 +399,15 @@ ngx_http_stockprice_render_status_json(char *dst,
 
     n = ngx_http_stockprice_put(dst, 0, "{\"zone\":", 8);
     n += ngx_http_stockprice_put_str(dst, n, st->zone, st->zone_len);
-
-#define ngx_http_stockprice_field(name, value)                                \
-    n += ngx_http_stockprice_put(dst, n, ",\"" name "\":",                    \
-                                 sizeof(name) + 3);                       \
-    n += ngx_http_stockprice_put_u64(dst, n, value)
-
-    ngx_http_stockprice_field("symbols", st->symbols);
-    ngx_http_stockprice_field("records", st->records);
-    ngx_http_stockprice_field("refreshes", st->refreshes);
-    ngx_http_stockprice_field("failures", st->failures);
-    ngx_http_stockprice_field("consecutiveFailures",
-                              st->consecutive_failures);
-    ngx_http_stockprice_field("authCalls", st->auth_calls);
-    ngx_http_stockprice_field("skippedRecords", st->skipped);
+    n += ngx_http_stockprice_put_field(dst, n, "symbols", st->symbols);
+    n += ngx_http_stockprice_put_field(dst, n, "records", st->records);
+    n += ngx_http_stockprice_put_field(dst, n, "refreshes", st->refreshes);
+    n += ngx_http_stockprice_put_field(dst, n, "failures", st->failures);
+    n += ngx_http_stockprice_put_field(dst, n, "consecutiveFailures",
+                                       st->consecutive_failures);
+    n += ngx_http_stockprice_put_field(dst, n, "authCalls", st->auth_calls);
+    n += ngx_http_stockprice_put_field(dst, n, "skippedRecords",
+                                       st->skipped);
 
     n += ngx_http_stockprice_put(dst, n, ",\"lastSuccess\":", 15);
     n += ngx_http_stockprice_put_time(dst, n, st->last_success_ms);
@@ -368,14 +426,18 @@ ngx_http_stockprice_render_status_json(char *dst,
     n += ngx_http_stockprice_put_time(dst, n, st->next_refresh_ms);
 
     n += ngx_http_stockprice_put(dst, n, ",\"authenticated\":", 17);
-    n += st->authenticated ? ngx_http_stockprice_put(dst, n, "true", 4)
-                           : ngx_http_stockprice_put(dst, n, "false", 5);
 
-    ngx_http_stockprice_field("zoneBytesUsed", st->zone_bytes_used);
-    ngx_http_stockprice_field("zoneBytesTotal", st->zone_bytes_total);
+    if (st->authenticated) {
+        n += ngx_http_stockprice_put(dst, n, "true", 4);
 
-#undef ngx_http_stockprice_field
+    } else {
+        n += ngx_http_stockprice_put(dst, n, "false", 5);
+    }
 
+    n += ngx_http_stockprice_put_field(dst, n, "zoneBytesUsed",
+                                       st->zone_bytes_used);
+    n += ngx_http_stockprice_put_field(dst, n, "zoneBytesTotal",
+                                       st->zone_bytes_total);
     n += ngx_http_stockprice_put(dst, n, "}", 1);
 
     return n;
@@ -386,35 +448,9 @@ size_t
 ngx_http_stockprice_render_status_prometheus(char *dst,
     const ngx_http_stockprice_status_t *st)
 {
-    size_t       n, i;
-    char         label[3 * 256 + 16];
-    size_t       llen;
-    const char  *z;
-
-    static const struct {
-        const char  *name;
-        const char  *type;
-        const char  *help;
-    } metrics[] = {
-        { "stockprice_symbols", "gauge", "Symbols in the zone." },
-        { "stockprice_records", "gauge", "Records in the zone." },
-        { "stockprice_refreshes_total", "counter", "Successful refreshes." },
-        { "stockprice_failures_total", "counter", "Failed refreshes." },
-        { "stockprice_consecutive_failures", "gauge",
-          "Failed refreshes since the last success." },
-        { "stockprice_auth_calls_total", "counter", "Authentications." },
-        { "stockprice_skipped_records_total", "counter",
-          "Upstream records skipped as invalid." },
-        { "stockprice_last_success_timestamp_seconds", "gauge",
-          "Unix time of the last successful refresh." },
-        { "stockprice_next_refresh_timestamp_seconds", "gauge",
-          "Unix time of the next refresh." },
-        { "stockprice_authenticated", "gauge", "1 if a valid token is held." },
-        { "stockprice_zone_bytes_used", "gauge", "Zone bytes in use." },
-        { "stockprice_zone_bytes_total", "gauge", "Zone size in bytes." }
-    };
-
-    uint64_t  values[12];
+    size_t                               i, n;
+    uint64_t                             values[NGX_HTTP_STOCKPRICE_NMETRICS];
+    const ngx_http_stockprice_metric_t  *m;
 
     values[0] = st->symbols;
     values[1] = st->records;
@@ -431,50 +467,24 @@ ngx_http_stockprice_render_status_prometheus(char *dst,
     values[10] = st->zone_bytes_used;
     values[11] = st->zone_bytes_total;
 
-    /* {zone="..."} with \\, \" and \n escaped */
-
-    llen = 0;
-    memcpy(label, "{zone=\"", 7);
-    llen = 7;
-    z = st->zone;
-
-    for (i = 0; i < st->zone_len && i < 256; i++) {
-        if (z[i] == '\\' || z[i] == '"') {
-            label[llen++] = '\\';
-            label[llen++] = z[i];
-
-        } else if (z[i] == '\n') {
-            label[llen++] = '\\';
-            label[llen++] = 'n';
-
-        } else {
-            label[llen++] = z[i];
-        }
-    }
-
-    label[llen++] = '"';
-    label[llen++] = '}';
-
     n = 0;
 
-    for (i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++) {
+    for (i = 0; i < NGX_HTTP_STOCKPRICE_NMETRICS; i++) {
+        m = &ngx_http_stockprice_metrics[i];
+
         n += ngx_http_stockprice_put(dst, n, "# HELP ", 7);
-        n += ngx_http_stockprice_put(dst, n, metrics[i].name,
-                                     strlen(metrics[i].name));
+        n += ngx_http_stockprice_put(dst, n, m->name, strlen(m->name));
         n += ngx_http_stockprice_put(dst, n, " ", 1);
-        n += ngx_http_stockprice_put(dst, n, metrics[i].help,
-                                     strlen(metrics[i].help));
+        n += ngx_http_stockprice_put(dst, n, m->help, strlen(m->help));
         n += ngx_http_stockprice_put(dst, n, "\n# TYPE ", 8);
-        n += ngx_http_stockprice_put(dst, n, metrics[i].name,
-                                     strlen(metrics[i].name));
+        n += ngx_http_stockprice_put(dst, n, m->name, strlen(m->name));
         n += ngx_http_stockprice_put(dst, n, " ", 1);
-        n += ngx_http_stockprice_put(dst, n, metrics[i].type,
-                                     strlen(metrics[i].type));
+        n += ngx_http_stockprice_put(dst, n, m->type, strlen(m->type));
         n += ngx_http_stockprice_put(dst, n, "\n", 1);
-        n += ngx_http_stockprice_put(dst, n, metrics[i].name,
-                                     strlen(metrics[i].name));
-        n += ngx_http_stockprice_put(dst, n, label, llen);
-        n += ngx_http_stockprice_put(dst, n, " ", 1);
+        n += ngx_http_stockprice_put(dst, n, m->name, strlen(m->name));
+        n += ngx_http_stockprice_put(dst, n, "{zone=\"", 7);
+        n += ngx_http_stockprice_put_label(dst, n, st->zone, st->zone_len);
+        n += ngx_http_stockprice_put(dst, n, "\"} ", 3);
         n += ngx_http_stockprice_put_u64(dst, n, values[i]);
         n += ngx_http_stockprice_put(dst, n, "\n", 1);
     }
@@ -486,7 +496,7 @@ ngx_http_stockprice_render_status_prometheus(char *dst,
 static size_t
 ngx_http_stockprice_put(char *dst, size_t n, const char *s, size_t len)
 {
-    if (dst) {
+    if (dst && len) {
         memcpy(dst + n, s, len);
     }
 
@@ -524,6 +534,23 @@ ngx_http_stockprice_put_u64(char *dst, size_t n, uint64_t v)
 }
 
 
+/* ,"name":value */
+
+static size_t
+ngx_http_stockprice_put_field(char *dst, size_t n, const char *name,
+    uint64_t v)
+{
+    size_t  m;
+
+    m = ngx_http_stockprice_put(dst, n, ",\"", 2);
+    m += ngx_http_stockprice_put(dst, n + m, name, strlen(name));
+    m += ngx_http_stockprice_put(dst, n + m, "\":", 2);
+    m += ngx_http_stockprice_put_u64(dst, n + m, v);
+
+    return m;
+}
+
+
 static size_t
 ngx_http_stockprice_put_time(char *dst, size_t n, int64_t ms)
 {
@@ -538,4 +565,30 @@ ngx_http_stockprice_put_time(char *dst, size_t n, int64_t ms)
                                           (long) (ms % 1000) * 1000);
 
     return ngx_http_stockprice_put_str(dst, n, buf, len);
+}
+
+
+/* a label value of the text exposition format: \\, \" and \n escaped */
+
+static size_t
+ngx_http_stockprice_put_label(char *dst, size_t n, const char *s, size_t len)
+{
+    size_t  i, m;
+
+    m = 0;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] == '\\' || s[i] == '"') {
+            m += ngx_http_stockprice_put(dst, n + m, "\\", 1);
+            m += ngx_http_stockprice_put(dst, n + m, &s[i], 1);
+
+        } else if (s[i] == '\n') {
+            m += ngx_http_stockprice_put(dst, n + m, "\\n", 2);
+
+        } else {
+            m += ngx_http_stockprice_put(dst, n + m, &s[i], 1);
+        }
+    }
+
+    return m;
 }

@@ -59,8 +59,9 @@ size_t ngx_http_stockprice_escape_json(char *dst, const char *src,
 size_t ngx_http_stockprice_format_price(char *buf, double price);
 
 /*
- * ISO-8601 UTC with microseconds: "2024-05-01T10:53:36.791231Z" (27 bytes).
- * "sec" is unix time, "usec" 0..999999.  Returns the length.
+ * ISO-8601 UTC with microseconds: "2024-05-01T10:53:36.791231Z".  Returns
+ * the length, always 27; buf needs NGX_HTTP_STOCKPRICE_ISO_LEN bytes.  "sec"
+ * is unix time, clamped to years 0000..9999; "usec" outside 0..999999 is 0.
  */
 size_t ngx_http_stockprice_format_time(char *buf, int64_t sec, long usec);
 

@@ -1,0 +1,234 @@
+
+/*
+ * Copyright (C) ngx_stockprice authors
+ */
+
+
+/*
+ * libFuzzer entry: every parser on the same bytes, each on its own
+ * exact-size copy, and what parse_prices() accepts must render to a body
+ * that parses back to the same records (tiered fan-out).
+ *
+ *   make -C tests fuzz && tests/build/fuzz_parse tests/corpus
+ */
+
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ngx_http_stockprice_parse.h>
+#include <ngx_http_stockprice_render.h>
+
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char *ngx_http_stockprice_fuzz_copy(const uint8_t *data, size_t size);
+static void ngx_http_stockprice_fuzz_prices(const uint8_t *data, size_t size,
+    const ngx_http_stockprice_str_t *filter, size_t nfilter);
+static void ngx_http_stockprice_fuzz_round_trip(
+    ngx_http_stockprice_record_t *recs, size_t n);
+
+
+static const ngx_http_stockprice_str_t  ngx_http_stockprice_fuzz_filter[] = {
+    { "AAPL", 4 }, { "MSFT", 4 }, { "SAP", 3 }
+};
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    long                       expires_in;
+    char                      *buf, *token;
+    size_t                     token_len;
+    ngx_http_stockprice_str_t  user, password;
+
+    ngx_http_stockprice_fuzz_prices(data, size, NULL, 0);
+    ngx_http_stockprice_fuzz_prices(data, size,
+                                    ngx_http_stockprice_fuzz_filter, 3);
+
+    buf = ngx_http_stockprice_fuzz_copy(data, size);
+
+    if (ngx_http_stockprice_parse_token(buf, size, &token, &token_len,
+                                        &expires_in)
+        == NGX_HTTP_STOCKPRICE_PARSE_OK)
+    {
+        if (token_len == 0 || token_len > NGX_HTTP_STOCKPRICE_TOKEN_MAX
+            || memchr(token, ' ', token_len) != NULL
+            || expires_in == 0 || expires_in < -1)
+        {
+            abort();
+        }
+
+        free(token);
+    }
+
+    user.data = "demo";
+    user.len = 4;
+    password.data = "s\"cr\\t";
+    password.len = 6;
+
+    (void) ngx_http_stockprice_parse_check_credentials(buf, size, &user,
+                                                       &password);
+
+    if (ngx_http_stockprice_parse_credentials(buf, size, &user, &password)
+        == 0)
+    {
+        if (user.len == 0
+            || user.data != buf
+            || password.data + password.len > buf + size
+            || memchr(user.data, '\n', user.len) != NULL
+            || memchr(password.data, '\n', password.len) != NULL)
+        {
+            abort();
+        }
+    }
+
+    free(buf);
+
+    return 0;
+}
+
+
+static char *
+ngx_http_stockprice_fuzz_copy(const uint8_t *data, size_t size)
+{
+    char  *buf;
+
+    buf = malloc(size ? size : 1);
+    if (buf == NULL) {
+        abort();
+    }
+
+    if (size) {
+        memcpy(buf, data, size);
+    }
+
+    return buf;
+}
+
+
+static void
+ngx_http_stockprice_fuzz_prices(const uint8_t *data, size_t size,
+    const ngx_http_stockprice_str_t *filter, size_t nfilter)
+{
+    int                                 rc;
+    char                               *buf;
+    size_t                              i, n;
+    ngx_http_stockprice_record_t       *recs;
+    ngx_http_stockprice_parse_stats_t   st;
+
+    buf = ngx_http_stockprice_fuzz_copy(data, size);
+
+    rc = ngx_http_stockprice_parse_prices(buf, size, filter, nfilter, &recs,
+                                          &n, &st);
+    free(buf);
+
+    if (rc != NGX_HTTP_STOCKPRICE_PARSE_OK) {
+        if (recs != NULL || n != 0) {
+            abort();
+        }
+
+        return;
+    }
+
+    if (st.accepted != n
+        || n + st.bad_symbol + st.bad_price + st.not_object + st.filtered
+           + st.duplicate != st.total)
+    {
+        abort();
+    }
+
+    for (i = 0; i < n; i++) {
+        if (!ngx_http_stockprice_symbol_valid(recs[i].symbol,
+                                              recs[i].symbol_len)
+            || recs[i].price != recs[i].price
+            || recs[i].value_time_len > NGX_HTTP_STOCKPRICE_TIME_MAX
+            || (i > 0
+                && ngx_http_stockprice_symbol_cmp(recs[i - 1].symbol,
+                                                  recs[i - 1].symbol_len,
+                                                  recs[i].symbol,
+                                                  recs[i].symbol_len)
+                   >= 0))
+        {
+            abort();
+        }
+    }
+
+    ngx_http_stockprice_fuzz_round_trip(recs, n);
+
+    free(recs);
+}
+
+
+static void
+ngx_http_stockprice_fuzz_round_trip(ngx_http_stockprice_record_t *recs,
+    size_t n)
+{
+    char                               *body;
+    size_t                              i, len, m, n2;
+    const char                         *mtime;
+    ngx_http_stockprice_record_t       *back;
+    ngx_http_stockprice_parse_stats_t   st;
+
+    mtime = "2024-05-01T10:53:36.791231Z";
+
+    len = 2;
+
+    for (i = 0; i < n; i++) {
+        if (!recs[i].has_id) {
+            memcpy(recs[i].id, "00000000-0000-4000-8000-000000000000",
+                   NGX_HTTP_STOCKPRICE_UUID_LEN);
+            recs[i].has_id = 1;
+        }
+
+        len += ngx_http_stockprice_render_record(NULL, &recs[i], mtime,
+                                                 strlen(mtime)) + 1;
+    }
+
+    body = malloc(len);
+    if (body == NULL) {
+        abort();
+    }
+
+    m = 0;
+    body[m++] = '[';
+
+    for (i = 0; i < n; i++) {
+        if (i) {
+            body[m++] = ',';
+        }
+
+        m += ngx_http_stockprice_render_record(body + m, &recs[i], mtime,
+                                               strlen(mtime));
+    }
+
+    body[m++] = ']';
+
+    if (m > len) {
+        abort();
+    }
+
+    if (ngx_http_stockprice_parse_prices(body, m, NULL, 0, &back, &n2, &st)
+        != NGX_HTTP_STOCKPRICE_PARSE_OK
+        || n2 != n)
+    {
+        abort();
+    }
+
+    for (i = 0; i < n; i++) {
+        if (back[i].symbol_len != recs[i].symbol_len
+            || memcmp(back[i].symbol, recs[i].symbol, recs[i].symbol_len)
+               != 0
+            || back[i].price != recs[i].price
+            || memcmp(back[i].id, recs[i].id, NGX_HTTP_STOCKPRICE_UUID_LEN)
+               != 0)
+        {
+            abort();
+        }
+    }
+
+    free(back);
+    free(body);
+}
