@@ -59,19 +59,55 @@ ok($t->wait_for(sub {
 is($t->get('/api/StockPrice')->{content}, $before,
    'same records (same ids) right after reload');
 
-select undef, undef, undef, 0.5;
+# a quiet half second: any upstream request in it was caused by the reload
+
+ok(!$t->wait_for(sub {
+    my $s = $up->stats;
+    return $s->{auth} != $stats->{auth} || $s->{prices} != $stats->{prices};
+}, 0.5), 'no upstream request within 0.5 s of the reload');
 
 my $after = $up->stats;
 is($after->{auth}, $stats->{auth}, 'no auth call caused by the reload');
 is($after->{prices}, $stats->{prices}, 'no refresh caused by the reload');
 is($t->status->{authenticated}, JSON::PP::true, 'token kept across reload');
 
-# quit while a prices request hangs: the next refresh is due at once after
-# a change of the interval (a new, smaller zone starts a new schedule)
+# client requests during reloads: none fails, the data stays, the
+# upstream hears nothing
+
+my ($fail, $same, $total) = (0, 0, 0);
+
+for my $i (1 .. 3) {
+    my @w = $t->worker_pids;
+
+    $t->reload;
+
+    for (1 .. 30) {
+        my $r = $t->get('/api/StockPrice');
+        $total++;
+        $fail++ unless $r->{status} == 200;
+        $same++ if $r->{content} eq $before;
+    }
+
+    $t->wait_for(sub {
+        my %now = map { $_ => 1 } $t->worker_pids;
+        return !grep { $now{$_} } @w;
+    }, 5);
+}
+
+is($fail, 0, "no request failed during three reloads ($total requests)");
+is($same, $total, 'every answer had the same records');
+is($up->stats->{auth}, $stats->{auth}, 'no auth call caused by reloads');
+is($up->stats->{prices}, $stats->{prices}, 'no refresh caused by reloads');
+
+$after = $up->stats;
+
+# quit while a prices request hangs: a zone of a new size starts empty,
+# with a new schedule, so its first refresh is due at once
 
 $up->control({ delay => 8 });
 
-$t->write_config($t->read_file('nginx.conf') =~ s/zone=stocks:1m/zone=stocks:2m/r);
+$t->write_config($t->read_file('nginx.conf')
+                 =~ s/zone=stocks:1m/zone=stocks:2m/r);
 $t->reload;
 
 ok($t->wait_for(sub { $up->stats->{prices} > $after->{prices} }, 5),
@@ -83,6 +119,18 @@ ok($t->wait_for(sub {
 
 my $took = $t->stop;
 ok(defined $took && $took < 1, sprintf('quit with a hanging upstream '
+   . 'request took %.2f s', $took // -1));
+
+# and stop (TERM) likewise: the upstream still hangs, so the first
+# refresh of a new start does too
+
+$t->run;
+
+ok($t->wait_for(sub { $t->workers_connected_to($up->port) }, 5),
+   'restarted: a request is in flight');
+
+$took = $t->stop('TERM');
+ok(defined $took && $took < 1, sprintf('stop with a hanging upstream '
    . 'request took %.2f s', $took // -1));
 
 $t->check_log;

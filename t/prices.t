@@ -92,7 +92,8 @@ my ($msft) = grep { $_->{symbol} eq 'MSFT' } @$list;
 is_deeply([sort keys %$msft],
           [qw(id measurementTimeStamp price symbol valueDateTime)],
           'record has exactly the contract fields');
-like($msft->{id}, qr/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+like($msft->{id},
+     qr/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
      'made-up id is a version 4 uuid');
 like($msft->{measurementTimeStamp},
      qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z$/,
@@ -161,7 +162,8 @@ is($r->{status}, 404, 'other URI under the prefix 404');
 for my $u ('/api/StockPrice', '/api/StockPrice/MSFT', '/api/StockPrice/NOPE')
 {
     # no refresh in between: same data for both requests
-    $up->control({ mode => 'status', status => 500 }) if $u eq '/api/StockPrice';
+    $up->control({ mode => 'status', status => 500 })
+        if $u eq '/api/StockPrice';
     $t->wait_status('consecutiveFailures', 1);
 
     my $g = $t->get($u);
@@ -221,6 +223,63 @@ ok($t->wait_status('refreshes', $refreshes + 1), 'refreshed again');
 $r = $t->get('/api/StockPrice', 'If-None-Match' => $etag);
 is($r->{status}, 200, 'old etag after a refresh 200');
 isnt($r->{headers}{etag}, $etag, 'etag changed with the data');
+
+# numbers and symbols exactly as the upstream wrote them
+
+my $literal = <<'JSON';
+[
+ {"symbol":"N1","price":14.7052516685914},
+ {"symbol":"N2","price":0.30000000000000004},
+ {"symbol":"N3","price":100},
+ {"symbol":"N4","price":-2.5e-7},
+ {"symbol":"N5","price":1.7976931348623157e308},
+ {"symbol":"N6","price":"187.30"},
+ {"symbol":"INF","price":1e999},
+ {"symbol":"INFS","price":"inf"},
+ {"symbol":"NANS","price":"NaN"},
+ {"symbol":"NUL\u0000X","price":1},
+ {"symbol":"TAB\tX","price":1},
+ {"symbol":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","price":1},
+ {"symbol":"lower","price":1},
+ {"symbol":"\u00c4\u00d6","price":1}
+]
+JSON
+
+$st = $t->status;
+$up->control({ mode => 'body', body => $literal });
+ok($t->wait_status('refreshes', $st->{refreshes} + 1), 'literal refresh');
+
+$r = $t->get('/api/StockPrice');
+my $raw = $r->{content};
+$list = JSON::PP->new->utf8->decode($raw);
+my %by = map { $_->{symbol} => $_ } @$list;
+
+like($raw, qr/"price":14\.7052516685914[,}]/, '14.7052516685914 kept');
+like($raw, qr/"price":0\.30000000000000004[,}]/,
+     '0.30000000000000004 kept (17 digits)');
+like($raw, qr/"symbol":"N3","price":100[,}]/, '100 stays 100');
+is($by{N4}{price}, -2.5e-7, '-2.5e-7 reads back the same');
+like($raw, qr/"symbol":"N4","price":-(2\.5e-0*7|0\.00000025)[,}]/,
+     '-2.5e-7 with the fewest digits');
+is($by{N5}{price}, 1.7976931348623157e308, 'largest double reads back');
+like($raw, qr/"symbol":"N6","price":187\.3[,}]/, '"187.30" is 187.3');
+
+ok(!(grep { $by{$_} } qw(INF INFS NANS)), 'non-finite prices skipped');
+ok(!(grep { /^NUL|^TAB/ } keys %by),
+   'symbols with control characters skipped, not cut short');
+ok($by{'A' x 32}, 'a 32-byte symbol is kept');
+ok($by{"\x{c4}\x{d6}"}, 'a UTF-8 symbol is kept');
+
+@syms = map { $_->{symbol} } @$list;
+my @bytes = map { my $b = $_; utf8::encode($b); $b } @syms;
+is_deeply(\@bytes, [sort @bytes], 'sorted in byte order');
+ok($bytes[-1] eq "\xc3\x84\xc3\x96" && $bytes[-2] eq 'lower',
+   'lowercase and UTF-8 after uppercase');
+
+$r = $t->get('/api/StockPrice/%C3%84%C3%96');
+is($r->{status}, 200, 'percent-encoded UTF-8 symbol found');
+
+$up->control({});
 
 $t->done;
 

@@ -17,7 +17,10 @@ my $t = StockTest->new;
 my $up = FakeUpstream->start($t);
 
 $t->write_file('credentials', $up->credentials);
-$up->control({ symbols => [qw(MSFT AAPL SAP IBM)] });
+# the upstream serves IBM too and ignores ?symbols=: dropping is the module's
+
+my %serve = (symbols => [qw(MSFT AAPL SAP IBM)], filter => 0);
+$up->control({ %serve });
 
 $t->write_config(<<'EOF');
 %%MODULE%%
@@ -44,6 +47,7 @@ http {
         location /api/StockPrice { stockprice stocks; }
         location /eu/StockPrice { stockprice eu; }
         location = /status { stockprice_status stocks; }
+        location = /status/eu { stockprice_status eu; }
     }
 }
 EOF
@@ -93,19 +97,128 @@ is_deeply($json->decode($auth->{body}),
           { username => 'alice', password => 'pa"ss:word' },
           'auth body is the JSON-escaped credentials');
 
-# the upstream forgets its tokens: one re-auth, then the retry succeeds
+# the status page (CONTRACT section 5)
 
-my $before = $t->status;
-my $upauth = $up->stats->{auth};
+my $r = $t->get('/status');
+is($r->{status}, 200, 'status 200');
+like($r->{headers}{'content-type'} // '', qr{^application/json},
+     'status is JSON');
 
-$up->control({ symbols => [qw(MSFT AAPL SAP)], reject => 1 });
-ok($t->wait_for(sub { $up->stats->{auth} > $upauth }, 5),
-   '401 on prices: authenticated again');
-$up->control({ symbols => [qw(MSFT AAPL SAP)] });
+my $s = $json->decode($r->{content});
+is($s->{zone}, 'stocks', 'status: zone');
+is($s->{symbols}, 3, 'status: symbols');
+is($s->{records}, 3, 'status: records (history=1)');
+ok($s->{refreshes} >= 7, 'status: refreshes');
+is($s->{failures}, 0, 'status: failures');
+is($s->{consecutiveFailures}, 0, 'status: consecutiveFailures');
+ok(exists $s->{lastError} && !defined $s->{lastError},
+   'status: lastError null');
+ok(JSON::PP::is_bool($s->{authenticated}) && $s->{authenticated},
+   'status: authenticated true');
+ok(defined $s->{lastSuccess} && defined $s->{nextRefresh},
+   'status: lastSuccess and nextRefresh');
+ok($s->{zoneBytesUsed} > 0 && $s->{zoneBytesUsed} <= $s->{zoneBytesTotal}
+   && $s->{zoneBytesTotal} <= 1024 * 1024,
+   'status: zone bytes used and total');
 
-ok($t->wait_status('refreshes', $t->status->{refreshes} + 2),
-   'refreshes go on after re-auth');
+$r = $t->get('/status?format=prometheus');
+is($r->{status}, 200, 'prometheus status 200');
+like($r->{headers}{'content-type'} // '', qr{^text/plain},
+     'prometheus text/plain');
+
+my @samples = grep { !/^#/ && length } split /\n/, $r->{content};
+ok(@samples >= 8, 'prometheus: samples');
+is((grep { !/^stockprice_\w+\{zone="stocks"\} -?[0-9.eE+]+$/ } @samples),
+   0, 'prometheus: every sample is stockprice_*{zone="stocks"} value');
+like($r->{content}, qr/^stockprice_\w*refreshes\w*\{zone="stocks"\} [1-9]/m,
+     'prometheus: refreshes counted');
+
+# the upstream forgets its tokens once: each zone's next prices request
+# gets 401, then one auth call and one retry with the new token succeed
+
+ok($t->wait_status('refreshes', 8), 'refreshing');
+
+my $eus = '/status/eu';
+my ($s0, $e0) = ($t->status, $t->status($eus));
+my $u0 = $up->stats;
+
+$up->control({ %serve, forget => 1 });
+
+ok($t->wait_for(sub {
+    $t->status->{refreshes} >= $s0->{refreshes} + 2
+    && $t->status($eus)->{refreshes} >= $e0->{refreshes} + 2
+}, 10), 'both zones refreshed twice after the upstream forgot the tokens');
+
+my ($s1, $e1) = ($t->status, $t->status($eus));
+my $u1 = $up->stats;
+
+is($s1->{authCalls} - $s0->{authCalls}, 1, '401 on prices: one re-auth');
+is($s1->{failures}, $s0->{failures}, '401 on prices: the retry succeeded');
+is($e1->{authCalls} - $e0->{authCalls}, 1, 'zone "eu": one re-auth');
+is($u1->{auth} - $u0->{auth}, 2, 'upstream saw one auth call per zone');
+is(($u1->{status}{401} // 0) - ($u0->{status}{401} // 0), 2,
+   'upstream refused one prices request per zone');
+
+# the refused request and its retry, in zone "stocks"
+
+my @seq = grep {
+    $_->{path} eq '/auth' || $_->{path} eq '/prices' && $_->{query} !~ /region/
+} @{ $u1->{requests} };
+
+my ($i) = grep { $seq[$_]{path} eq '/prices' && $seq[$_]{status} == 401 }
+          0 .. $#seq;
+
+SKIP: {
+    skip 'refused request not in the log of requests', 3 unless defined $i;
+
+    my ($refused, $auth, $retry) = @seq[$i .. $i + 2];
+
+    # an auth of zone "eu" may come in between
+    $retry = $seq[$i + 3]
+        if $retry && $retry->{path} eq '/auth' && $seq[$i + 3];
+
+    is($auth->{path}, '/auth', 'after the 401: auth');
+    is($retry && $retry->{status}, 200, 'then the prices request again: 200');
+    isnt($retry && $retry->{headers}{authorization},
+         $refused->{headers}{authorization}, 'the retry has the new token');
+}
+
+# an upstream that refuses every token: one re-auth and one retry per
+# refresh, no storm
+
+($s0, $u0) = ($t->status, $up->stats);
+my $eu0 = $t->status($eus);
+
+$up->control({ %serve, mode => '401' });
+
+ok($t->wait_status('failures', $s0->{failures} + 2), 'refreshes fail');
+
+$up->control({ %serve });
+
+ok($t->wait_status('refreshes', $s0->{refreshes} + 1),
+   'the next refresh after the upstream accepts tokens again succeeds');
 is($t->status->{consecutiveFailures}, 0, 'no failure streak after re-auth');
+
+($s1, $u1) = ($t->status, $up->stats);
+my $eu1 = $t->status($eus);
+
+my $f = $s1->{failures} - $s0->{failures};
+my $na = $s1->{authCalls} - $s0->{authCalls};
+
+# each failed refresh: 401, auth, 401; the recovery: 401 (its token was
+# forgotten), auth, 200; a refresh may straddle the switches
+
+ok($na >= $f && $na <= $f + 1,
+   "one re-auth per failed refresh ($na auth calls, $f failures)");
+
+my $pr = $u1->{prices} - $u0->{prices};
+my $fails = $f + $eu1->{failures} - $eu0->{failures};
+my $refr = $s1->{refreshes} - $s0->{refreshes}
+           + $eu1->{refreshes} - $eu0->{refreshes};
+
+ok($pr <= 2 * ($fails + $refr),
+   "at most two prices requests per refresh ($pr requests, "
+   . ($fails + $refr) . ' refreshes)');
 
 $t->done;
 

@@ -7,6 +7,7 @@ use strict;
 use warnings;
 
 use Test::More;
+use Time::HiRes ();
 
 use lib 't/lib';
 use StockTest;
@@ -73,6 +74,45 @@ for (1 .. 40) {
     $bodies{ $r->{headers}{etag} } = 1;
 }
 ok(scalar keys %bodies <= 2, 'all workers serve the same snapshot');
+
+# the poller dies in the middle of a request: another worker takes over
+# within interval plus a few seconds, and the zone is not left locked
+
+$t->allow_log(qr/exited on signal 9/);
+
+my $delayed = $up->stats->{delayed};
+
+$up->control({ delay => 2 });
+
+ok($t->wait_for(sub { $up->stats->{delayed} > $delayed }, 5),
+   'a slow prices request is in flight');
+
+my @poller;
+ok($t->wait_for(sub { @poller = $t->workers_connected_to($up->port) }, 5),
+   'a worker is fetching');
+is(scalar @poller, 1, 'exactly one worker talks to the upstream');
+
+my $before = $t->status->{refreshes};
+my $killed = Time::HiRes::time();
+
+kill 'KILL', $poller[0];
+$up->control({});
+
+my $r = $t->get('/status');
+is($r->{status}, 200, 'status answers right after the kill');
+
+ok($t->wait_status('refreshes', $before + 1, 10),
+   'refreshes go on after the poller was killed');
+
+my $took = Time::HiRes::time() - $killed;
+ok($took < 0.3 + 5, sprintf 'taken over in %.1f s', $took);
+ok(!grep({ $_ == $poller[0] } $t->worker_pids), 'the killed worker is gone');
+
+ok($t->wait_status('refreshes', $before + 4, 5),
+   'more refreshes after the takeover');
+
+$st = $t->status;
+is($st->{authCalls}, 1, 'no new auth call after the takeover');
 
 $t->done;
 

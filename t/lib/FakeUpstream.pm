@@ -7,18 +7,32 @@ package FakeUpstream;
 #   POST /auth    {"username","password"} -> {"token":"tok-N","expiresIn":E}
 #   GET  /prices  -> a JSON array of records, prices changing per request
 #
+# Robust against whatever a client sends: a malformed or slow request is
+# dropped (5 s limit) and the server goes on with the next connection.
+#
+# Stats: auth and prices (counts of requests), delayed (requests being or
+# having been delayed), status (count per status answered), last_prices, and requests: the last 50 requests, each with
+# line, method, path, query, headers (names lowercased), body and status.
+#
 # The test steers it at run time through a control file (JSON, read on
 # every request) and reads its counters from a stats file (JSON, written
 # after every request):
 #
-#   mode      "normal" | "status" | "body" | "close"
+#   mode      "normal" | "status" | "body" | "close" | "401"
 #   status    the status for mode "status"
 #   body      the literal body for mode "body" (status 200)
 #   delay     seconds to wait before answering a prices request
+#   auth_delay  the same for auth requests
 #   symbols   the symbols served (default MSFT, AAPL, SAP)
 #   records   extra literal records (Perl structures) appended
+#   filter    0: ignore ?symbols= and serve every symbol (default 1)
+#   chunked   1: send prices bodies chunked (no Content-Length)
 #   ids       1: give every record an id (a fixed UUID per symbol)
 #   reject    1: forget all tokens, answer 401 to every prices request
+#             (mode "401" is the same)
+#   forget    a number: when it differs from the one seen before, forget
+#             every token issued so far, once (the next prices request with
+#             an old token gets 401, a fresh token works again)
 #   expires   expiresIn of issued tokens, enforced (default 3600; 0: left
 #             out, the token never expires)
 
@@ -29,7 +43,8 @@ use IO::Socket::INET;
 use JSON::PP;
 use Time::HiRes qw(sleep);
 
-my $json = JSON::PP->new->canonical;
+# texts in UTF-8: control, stats and bodies
+my $json = JSON::PP->new->canonical->utf8;
 
 
 sub start {
@@ -115,123 +130,183 @@ sub read_control {
 sub serve {
     my ($self, $listen) = @_;
 
-    my %price;
-    my %tokens;
-    my $token = '';
-    my $n = 0;
-    my $stats = { auth => 0, prices => 0, requests => [] };
+    my $st = {
+        price     => {},
+        tokens    => {},
+        n         => 0,
+        forgotten => 0,
+        stats     => { auth => 0, prices => 0, delayed => 0,
+                       requests => [] },
+    };
 
     $SIG{PIPE} = 'IGNORE';
 
-    while (my $c = $listen->accept) {
-        my $req = eval { read_request($c) };
+    # until killed; a bad connection never ends the loop
+    while (1) {
+        my $c = $listen->accept;
 
-        unless ($req) {
-            close $c;
+        unless ($c) {
+            sleep 0.01;
             next;
         }
 
-        my $ctl = $self->read_control;
-
-        push @{ $stats->{requests} }, {
-            method  => $req->{method},
-            path    => $req->{path},
-            query   => $req->{query},
-            headers => $req->{headers},
-            body    => $req->{body},
-        };
-        shift @{ $stats->{requests} } while @{ $stats->{requests} } > 50;
-
-        my ($status, $body);
-
-        if ($req->{method} eq 'POST' && $req->{path} eq '/auth') {
-            $stats->{auth}++;
-            my $cred = eval { $json->decode($req->{body}) } // {};
-
-            if (ref $cred eq 'HASH'
-                && ($req->{headers}{'content-type'} // '') =~ m{application/json}
-                && ($cred->{username} // '') eq $self->{user}
-                && ($cred->{password} // '') eq $self->{password})
-            {
-                $token = 'tok-' . ++$n . '-' . int(rand(1e9));
-                my %a = (token => $token);
-                my $e = $ctl->{expires} // 3600;
-                $tokens{$token} = $e ? Time::HiRes::time() + $e : 'never';
-                $a{expiresIn} = $e if $e;
-                ($status, $body) = (200, $json->encode(\%a));
-
-            } else {
-                ($status, $body) = (401, '{"error":"bad credentials"}');
-            }
-
-        } elsif ($req->{path} eq '/prices') {
-            $stats->{prices}++;
-            $stats->{last_prices} = $stats->{requests}[-1];
-            $self->write_stats($stats);
-
-            sleep $ctl->{delay} if $ctl->{delay};
-
-            my $auth = $req->{headers}{authorization} // '';
-            my $mode = $ctl->{mode} // 'normal';
-
-            if ($mode eq 'close') {
-                close $c;
-                next;
-
-            } elsif ($ctl->{reject}) {
-                # forget every token issued so far
-                %tokens = ();
-                ($status, $body) = (401, '{"error":"bad token"}');
-
-            } elsif (($ctl->{auth} // 1)
-                        && !($auth =~ /^Bearer (.+)$/ && $tokens{$1}
-                             && ($tokens{$1} eq 'never'
-                                 || $tokens{$1} > Time::HiRes::time())))
-            {
-                ($status, $body) = (401, '{"error":"bad token"}');
-
-            } elsif ($mode eq 'status') {
-                ($status, $body) = ($ctl->{status}, '{"error":"failing"}');
-
-            } elsif ($mode eq 'body') {
-                ($status, $body) = (200, $ctl->{body});
-
-            } else {
-                my @syms = @{ $ctl->{symbols} // [qw(MSFT AAPL SAP)] };
-                my %want;
-                if ($req->{query} =~ /(?:^|&)symbols=([^&]*)/) {
-                    %want = map { $_ => 1 } split /,/, uri_unescape($1);
-                }
-
-                my @recs;
-                for my $s (@syms) {
-                    $price{$s} //= 100 + length($s) * 7;
-                    $price{$s} = sprintf '%.4f',
-                        $price{$s} * (1 + (rand() - 0.5) / 50);
-                    my %r = (symbol => $s, price => $price{$s} + 0,
-                             valueDateTime => '2024-05-01T10:53:37.2982063Z',
-                             extra => 'ignored');
-                    $r{id} = sprintf '%08x-0000-4000-8000-%012x',
-                        length($s), unpack('%32C*', $s) if $ctl->{ids};
-                    push @recs, \%r;
-                }
-                push @recs, @{ $ctl->{records} // [] };
-                ($status, $body) = (200, $json->encode(\@recs));
-            }
-
-        } else {
-            ($status, $body) = (404, '{"error":"not found"}');
-        }
-
-        $stats->{requests}[-1]{status} = $status;
-        $stats->{status}{$status}++;
-        $self->write_stats($stats);
-
-        print $c "HTTP/1.1 $status X\r\nContent-Type: application/json\r\n"
-                 . "Content-Length: " . length($body) . "\r\n"
-                 . "Connection: close\r\n\r\n" . $body;
+        eval { $self->handle($st, $c); };
+        alarm 0;
         close $c;
     }
+}
+
+
+sub handle {
+    my ($self, $st, $c) = @_;
+
+    my $req = read_request($c) or return;
+
+    my $ctl = $self->read_control;
+    my $stats = $st->{stats};
+    my $tokens = $st->{tokens};
+
+    push @{ $stats->{requests} }, {
+        line    => $req->{line},
+        method  => $req->{method},
+        path    => $req->{path},
+        query   => $req->{query},
+        headers => $req->{headers},
+        body    => $req->{body},
+    };
+    shift @{ $stats->{requests} } while @{ $stats->{requests} } > 50;
+
+    if (($ctl->{forget} // 0) != $st->{forgotten}) {
+        %$tokens = ();
+        $st->{forgotten} = $ctl->{forget} // 0;
+    }
+
+    my ($status, $body);
+
+    if ($req->{method} eq 'POST' && $req->{path} eq '/auth') {
+        $stats->{auth}++;
+        if ($ctl->{auth_delay}) {
+            $stats->{delayed}++;
+            $self->write_stats($stats);
+            sleep $ctl->{auth_delay};
+        }
+
+        my $cred = eval { $json->decode($req->{body}) } // {};
+
+        if (ref $cred eq 'HASH'
+            && ($req->{headers}{'content-type'} // '') =~ m{application/json}
+            && ($cred->{username} // '') eq $self->{user}
+            && ($cred->{password} // '') eq $self->{password})
+        {
+            my $token = 'tok-' . ++$st->{n} . '-' . int(rand(1e9));
+            my %a = (token => $token);
+            my $e = $ctl->{expires} // 3600;
+            $tokens->{$token} = $e ? Time::HiRes::time() + $e : 'never';
+            $a{expiresIn} = $e if $e;
+            ($status, $body) = (200, $json->encode(\%a));
+
+        } else {
+            ($status, $body) = (401, '{"error":"bad credentials"}');
+        }
+
+    } elsif ($req->{path} eq '/prices') {
+        $stats->{prices}++;
+        $stats->{last_prices} = $stats->{requests}[-1];
+        if ($ctl->{delay}) {
+            $stats->{delayed}++;
+            $self->write_stats($stats);
+            sleep $ctl->{delay};
+        }
+
+        my $auth = $req->{headers}{authorization} // '';
+        my $mode = $ctl->{mode} // 'normal';
+
+        if ($mode eq 'close') {
+            return;
+
+        } elsif ($ctl->{reject} || $mode eq '401') {
+            # forget every token issued so far
+            %$tokens = ();
+            ($status, $body) = (401, '{"error":"bad token"}');
+
+        } elsif (($ctl->{auth} // 1)
+                    && !($auth =~ /^Bearer (.+)$/ && $tokens->{$1}
+                         && ($tokens->{$1} eq 'never'
+                             || $tokens->{$1} > Time::HiRes::time())))
+        {
+            ($status, $body) = (401, '{"error":"bad token"}');
+
+        } elsif ($mode eq 'status') {
+            ($status, $body) = ($ctl->{status} // 500, '{"error":"failing"}');
+
+        } elsif ($mode eq 'body') {
+            $body = $ctl->{body} // '';
+            utf8::encode($body);
+            $status = 200;
+
+        } else {
+            ($status, $body) = (200, $self->prices($st, $ctl, $req));
+        }
+
+    } else {
+        ($status, $body) = (404, '{"error":"not found"}');
+    }
+
+    $stats->{requests}[-1]{status} = $status;
+    $stats->{status}{$status}++;
+    $self->write_stats($stats);
+
+    if ($ctl->{chunked} && $req->{path} eq '/prices') {
+        print $c "HTTP/1.1 $status X\r\nContent-Type: application/json\r\n"
+                 . "Transfer-Encoding: chunked\r\n"
+                 . "Connection: close\r\n\r\n";
+
+        for (my $i = 0; $i < length $body; $i += 4096) {
+            my $chunk = substr $body, $i, 4096;
+            printf $c "%x\r\n%s\r\n", length $chunk, $chunk;
+        }
+
+        print $c "0\r\n\r\n";
+        return;
+    }
+
+    print $c "HTTP/1.1 $status X\r\nContent-Type: application/json\r\n"
+             . "Content-Length: " . length($body) . "\r\n"
+             . "Connection: close\r\n\r\n" . $body;
+}
+
+
+# a random walk of the configured symbols (those asked for by ?symbols=),
+# then the literal extra records
+
+sub prices {
+    my ($self, $st, $ctl, $req) = @_;
+
+    my $price = $st->{price};
+    my @syms = @{ $ctl->{symbols} // [qw(MSFT AAPL SAP)] };
+
+    if (($ctl->{filter} // 1) && $req->{query} =~ /(?:^|&)symbols=([^&]*)/) {
+        my %want = map { $_ => 1 } split /,/, uri_unescape($1);
+        @syms = grep { $want{$_} } @syms;
+    }
+
+    my @recs;
+
+    for my $s (@syms) {
+        $price->{$s} //= 100 + length($s) * 7;
+        $price->{$s} = sprintf '%.4f',
+            $price->{$s} * (1 + (rand() - 0.5) / 50);
+        my %r = (symbol => $s, price => $price->{$s} + 0,
+                 valueDateTime => '2024-05-01T10:53:37.2982063Z',
+                 extra => 'ignored');
+        $r{id} = sprintf '%08x-0000-4000-8000-%012x',
+            length($s), unpack('%32C*', $s) if $ctl->{ids};
+        push @recs, \%r;
+    }
+
+    push @recs, @{ $ctl->{records} // [] };
+
+    return $json->encode(\@recs);
 }
 
 
@@ -254,6 +329,8 @@ sub read_request {
     my ($method, $uri) = $line =~ m{^(\S+)\s+(\S+)};
     return undef unless $method;
 
+    $line =~ s/\r?\n$//;
+
     my %h;
     while (my $l = <$c>) {
         $l =~ s/\r?\n$//;
@@ -263,6 +340,7 @@ sub read_request {
 
     my $body = '';
     if (my $len = $h{'content-length'}) {
+        return undef unless $len =~ /^\d{1,7}$/;
         read($c, $body, $len);
     }
 
@@ -270,8 +348,8 @@ sub read_request {
 
     my ($path, $query) = split /\?/, $uri, 2;
 
-    return { method => $method, path => $path, query => $query // '',
-             headers => \%h, body => $body };
+    return { line => $line, method => $method, path => $path,
+             query => $query // '', headers => \%h, body => $body };
 }
 
 

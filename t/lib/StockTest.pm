@@ -5,12 +5,42 @@ package StockTest;
 # with placeholders, free ports from port(), helper daemons, QUIT-and-wait
 # on stop, and at the end a check that error.log has no alert, crit or emerg.
 #
+# Usage (from the repository root: prove -I t/lib t/):
+#
+#   my $t = StockTest->new;                 # temp prefix with logs/
+#   $t->write_config(<<'EOF');              # complete nginx.conf, see below
+#   ...
+#   EOF
+#   $t->run;                                # daemon; waits for every listen
+#   my $r = $t->http_get('/api/StockPrice');
+#   ...
+#   $t->done;                               # stop, "no alerts in error.log"
+#   done_testing;
+#
+# Environment:
+#   NGINX_BIN          nginx binary (default /usr/sbin/nginx)
+#   STOCKPRICE_MODULE  the module
+#                      (default <repo>/build/ngx_http_stockprice_module.so)
+#   TEST_KEEP=1        keep the temporary prefix, and say where it is
+#
+# Configurations are complete nginx.conf texts: the harness adds nothing to
+# them and starts nginx as "nginx -p <prefix>/ -c <prefix>/nginx.conf"
+# (nginx -t likewise), so relative paths land in the prefix.  A test's
+# configuration carries daemon, pid and error_log itself, most simply
+# through %%BASE%%, and the temp paths through %%TEMPS%% (the packaged
+# defaults under /var/lib/nginx may not be writable).  run() needs
+# "daemon on", the pid file at <prefix>/nginx.pid and error_log at
+# <prefix>/error.log: %%BASE%% writes exactly that.
+#
 # Placeholders in configurations:
 #   %%MODULE%%    load_module line for the built module
 #   %%PORT_n%%    a free 127.0.0.1 port, the same for one n within a file
 #   %%TESTDIR%%   the temporary prefix
 #   %%BASE%%      daemon, pid and error_log (level info) lines
 #   %%TEMPS%%     *_temp_path lines inside the prefix (http context)
+#
+# Every wait is a bounded poll (wait_for); only processes started here are
+# signalled, by pid.
 
 use strict;
 use warnings;
@@ -131,7 +161,8 @@ sub write_config {
 sub test_config {
     my ($self) = @_;
 
-    my $out = `$self->{nginx} -t -p $self->{dir}/ -c $self->{dir}/nginx.conf 2>&1`;
+    my $d = $self->{dir};
+    my $out = `$self->{nginx} -t -p $d/ -c $d/nginx.conf 2>&1`;
 
     return ($? >> 8, $out);
 }
@@ -210,6 +241,41 @@ sub worker_pids {
 }
 
 
+# the workers holding a TCP connection to 127.0.0.1:$port (from
+# /proc/net/tcp and the workers' fds)
+
+sub workers_connected_to {
+    my ($self, $port) = @_;
+
+    my %inode;
+
+    for my $f ('/proc/net/tcp', '/proc/net/tcp6') {
+        open my $fh, '<', $f or next;
+        while (my $l = <$fh>) {
+            # sl local rem st ... uid timeout inode
+            my @f = split ' ', $l;
+            next unless @f > 9 && $f[2] =~ /:([0-9A-F]{4})$/;
+            $inode{ $f[9] } = 1 if hex($1) == $port && $f[9];
+        }
+        close $fh;
+    }
+
+    my @pids;
+
+    for my $pid ($self->worker_pids) {
+        for my $fd (glob "/proc/$pid/fd/*") {
+            my $l = readlink $fd // next;
+            if ($l =~ /^socket:\[(\d+)\]$/ && $inode{$1}) {
+                push @pids, $pid;
+                last;
+            }
+        }
+    }
+
+    return @pids;
+}
+
+
 sub signal {
     my ($self, $sig) = @_;
 
@@ -218,36 +284,58 @@ sub signal {
 }
 
 
-sub reload {
-    my ($self) = @_;
+# HUP; with a true $wait, also wait (bounded) until none of the workers of
+# before is left and new ones serve; false if that did not happen
 
-    $self->signal('HUP');
-    return $self;
+sub reload {
+    my ($self, $wait) = @_;
+
+    my @old = $self->worker_pids;
+
+    $self->signal('HUP') or return 0;
+
+    return 1 unless $wait;
+
+    return $self->wait_for(sub {
+        my %now = map { $_ => 1 } $self->worker_pids;
+        return %now && !grep { $now{$_} } @old;
+    }, 10);
 }
 
 
-# QUIT, then wait (bounded) for the master to go; seconds taken, or undef
+# QUIT (or $sig), then wait up to 5 s for the master to go; seconds taken.
+# A master still there is a failed test, then TERM and at last KILL for it
+# and its workers; undef is returned then.
 
 sub stop {
     my ($self, $sig) = @_;
 
     my $pid = $self->master_pid;
-    return 0 unless $pid;
-
-    my $start = time;
-    kill $sig // 'QUIT', $pid;
-
-    my $gone = $self->wait_for(sub { !alive($pid) }, 10);
-    my $took = time - $start;
-
-    unless ($gone) {
-        kill 'KILL', $pid;
-        kill 'KILL', $self->worker_pids;
-    }
 
     $self->{running} = 0;
 
-    return $gone ? $took : undef;
+    return 0 unless $pid;
+
+    my @workers = $self->worker_pids;
+    my $start = time;
+
+    kill $sig // 'QUIT', $pid;
+
+    my $gone = $self->wait_for(sub { !alive($pid) }, 5);
+    my $took = time - $start;
+
+    return $took if $gone;
+
+    fail("nginx master $pid exits within 5 s of " . ($sig // 'QUIT'));
+
+    kill 'TERM', $pid;
+
+    unless ($self->wait_for(sub { !alive($pid) }, 2)) {
+        kill 'KILL', $pid, grep { alive($_) } @workers;
+        $self->wait_for(sub { !alive($pid) }, 2);
+    }
+
+    return undef;
 }
 
 
@@ -269,17 +357,25 @@ sub run_daemon {
 }
 
 
+# poll $code every 0.05 s until it returns true (that value is returned) or
+# $timeout seconds (default 5) have passed (false); bounded in time and count
+
 sub wait_for {
     my ($self, $code, $timeout) = @_;
 
-    my $end = time + ($timeout // 5);
+    $timeout //= 5;
 
-    while (1) {
+    my $end = time + $timeout;
+    my $max = int($timeout / 0.05) + 2;
+
+    for (1 .. $max) {
         my $r = $code->();
         return $r if $r;
-        return 0 if time > $end;
+        last if time > $end;
         sleep 0.05;
     }
+
+    return 0;
 }
 
 
@@ -299,6 +395,18 @@ sub http {
 
 
 sub get { my ($self, $url, %h) = @_; $self->http('GET', $url, headers => \%h) }
+
+sub http_get { my $self = shift; $self->get(@_) }
+
+
+# decode a JSON text, undef if it is not JSON
+
+sub json_decode {
+    my ($self, $text) = @_;
+
+    return undef unless defined $text;
+    return eval { JSON::PP->new->allow_nonref->decode($text) };
+}
 
 
 # the decoded JSON body of a GET, or undef
