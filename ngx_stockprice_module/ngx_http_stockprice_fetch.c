@@ -447,7 +447,9 @@ ngx_http_stockprice_write(char *ptr, size_t size, size_t nmemb, void *data)
                                      NGX_HTTP_STOCKPRICE_BUF_MIN));
         need = ngx_min(need, fetch->feed->max_size);
 
-        p = ngx_alloc(need, fetch->log);
+        /* one spare byte: a NUL after the body for the parser */
+
+        p = ngx_alloc(need + 1, fetch->log);
         if (p == NULL) {
             return 0;
         }
@@ -463,6 +465,12 @@ ngx_http_stockprice_write(char *ptr, size_t size, size_t nmemb, void *data)
 
     ngx_memcpy(fetch->buf + fetch->len, ptr, n);
     fetch->len += n;
+
+    /*
+     * cJSON before the fix of CVE-2023-53154 may read one byte past
+     * a body that ends inside an object
+     */
+    fetch->buf[fetch->len] = '\0';
 
     return n;
 }
