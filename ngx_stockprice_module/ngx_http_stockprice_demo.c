@@ -154,20 +154,7 @@ ngx_http_stockprice_demo_handler(ngx_http_request_t *r)
 
     if (route == 1) {
         if (r->method != NGX_HTTP_POST) {
-            rc = ngx_http_discard_request_body(r);
-            if (rc != NGX_OK) {
-                return rc;
-            }
-
-            if (ngx_http_stockprice_add_header(r, "Allow", (u_char *) "POST",
-                                               4)
-                == NULL)
-            {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            return ngx_http_stockprice_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                                  "method not allowed");
+            return ngx_http_stockprice_not_allowed(r, "POST");
         }
 
         r->request_body_in_single_buf = 1;
@@ -183,20 +170,7 @@ ngx_http_stockprice_demo_handler(ngx_http_request_t *r)
     }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        if (ngx_http_stockprice_add_header(r, "Allow",
-                                           (u_char *) "GET, HEAD", 9)
-            == NULL)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        return ngx_http_stockprice_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                              "method not allowed");
+        return ngx_http_stockprice_not_allowed(r, "GET, HEAD");
     }
 
     rc = ngx_http_discard_request_body(r);

@@ -32,7 +32,6 @@ typedef struct {
 } ngx_http_stockprice_view_t;
 
 
-static ngx_int_t ngx_http_stockprice_not_allowed(ngx_http_request_t *r);
 static ngx_int_t ngx_http_stockprice_symbol(ngx_http_request_t *r,
     ngx_str_t *symbol);
 static ngx_int_t ngx_http_stockprice_filter(ngx_http_request_t *r,
@@ -64,7 +63,7 @@ ngx_http_stockprice_handler(ngx_http_request_t *r)
     ngx_http_stockprice_loc_conf_t  *slcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return ngx_http_stockprice_not_allowed(r);
+        return ngx_http_stockprice_not_allowed(r, "GET, HEAD");
     }
 
     rc = ngx_http_discard_request_body(r);
@@ -362,7 +361,7 @@ ngx_http_stockprice_status_handler(ngx_http_request_t *r)
     u_char                           error[NGX_HTTP_STOCKPRICE_ERROR_LEN];
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return ngx_http_stockprice_not_allowed(r);
+        return ngx_http_stockprice_not_allowed(r, "GET, HEAD");
     }
 
     rc = ngx_http_discard_request_body(r);
@@ -460,8 +459,10 @@ ngx_http_stockprice_status_handler(ngx_http_request_t *r)
 }
 
 
-static ngx_int_t
-ngx_http_stockprice_not_allowed(ngx_http_request_t *r)
+/* 405 with "Allow: <allow>" and a JSON error body */
+
+ngx_int_t
+ngx_http_stockprice_not_allowed(ngx_http_request_t *r, const char *allow)
 {
     ngx_int_t  rc;
 
@@ -470,7 +471,8 @@ ngx_http_stockprice_not_allowed(ngx_http_request_t *r)
         return rc;
     }
 
-    if (ngx_http_stockprice_add_header(r, "Allow", (u_char *) "GET, HEAD", 9)
+    if (ngx_http_stockprice_add_header(r, "Allow", (u_char *) allow,
+                                       ngx_strlen(allow))
         == NULL)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

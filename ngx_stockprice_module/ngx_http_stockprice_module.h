@@ -74,6 +74,8 @@ ngx_int_t ngx_http_stockprice_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, ngx_buf_t *b, size_t len);
 ngx_int_t ngx_http_stockprice_send_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *fmt, ...);
+ngx_int_t ngx_http_stockprice_not_allowed(ngx_http_request_t *r,
+    const char *allow);
 ngx_table_elt_t *ngx_http_stockprice_add_header(ngx_http_request_t *r,
     const char *key, u_char *value, size_t len);
 
