@@ -340,7 +340,8 @@ ngx_http_stockprice_start(ngx_http_stockprice_fetch_t *fetch,
     feed = fetch->feed;
 
     ngx_http_stockprice_lease_extend(fetch->ctx,
-                               feed->timeout + NGX_HTTP_STOCKPRICE_LEASE_SLACK);
+                               feed->timeout + NGX_HTTP_STOCKPRICE_LEASE_SLACK,
+                               step == NGX_HTTP_STOCKPRICE_AUTH);
 
     easy = curl_easy_init();
     if (easy == NULL) {
@@ -836,12 +837,28 @@ ngx_http_stockprice_socket(CURL *easy, curl_socket_t s, int what, void *userp,
 static void
 ngx_http_stockprice_close_socket(ngx_connection_t *c)
 {
+    ngx_uint_t  flags;
+
+    /*
+     * curl may have closed the socket already (a connect that timed out,
+     * with curl 7.88): the close took it out of epoll, and epoll_ctl()
+     * would fail with EBADF
+     */
+
+    flags = 0;
+
+    if ((c->read->active || c->write->active)
+        && fcntl(c->fd, F_GETFD) == -1)
+    {
+        flags = NGX_CLOSE_EVENT;
+    }
+
     if (c->read->active) {
-        ngx_del_event(c->read, NGX_READ_EVENT, 0);
+        ngx_del_event(c->read, NGX_READ_EVENT, flags);
     }
 
     if (c->write->active) {
-        ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+        ngx_del_event(c->write, NGX_WRITE_EVENT, flags);
     }
 
     if (c->read->posted) {

@@ -136,7 +136,7 @@ ngx_http_stockprice_lease_acquire(ngx_http_stockprice_ctx_t *ctx,
 
 void
 ngx_http_stockprice_lease_extend(ngx_http_stockprice_ctx_t *ctx,
-    ngx_msec_t hold)
+    ngx_msec_t hold, ngx_uint_t auth)
 {
     ngx_http_stockprice_sh_t  *sh;
 
@@ -146,6 +146,12 @@ ngx_http_stockprice_lease_extend(ngx_http_stockprice_ctx_t *ctx,
 
     if (sh->lease_pid == ngx_pid) {
         sh->lease_deadline = ngx_current_msec + hold;
+    }
+
+    /* every auth request counts, whatever it is answered */
+
+    if (auth) {
+        sh->auth_calls++;
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -268,8 +274,6 @@ ngx_http_stockprice_token_set(ngx_http_stockprice_ctx_t *ctx, u_char *token,
     sh = ctx->sh;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
-
-    sh->auth_calls++;
 
     p = ngx_slab_alloc_locked(ctx->shpool, len);
     if (p == NULL) {

@@ -93,7 +93,7 @@ ngx_int_t ngx_http_stockprice_init_zone(ngx_shm_zone_t *shm_zone,
 ngx_int_t ngx_http_stockprice_lease_acquire(ngx_http_stockprice_ctx_t *ctx,
     ngx_msec_t hold, ngx_msec_t *wait);
 void ngx_http_stockprice_lease_extend(ngx_http_stockprice_ctx_t *ctx,
-    ngx_msec_t hold);
+    ngx_msec_t hold, ngx_uint_t auth);
 ngx_msec_t ngx_http_stockprice_lease_release(ngx_http_stockprice_ctx_t *ctx,
     ngx_str_t *error, ngx_uint_t skipped);
 void ngx_http_stockprice_lease_abandon(ngx_http_stockprice_ctx_t *ctx);
