@@ -104,13 +104,21 @@ ngx_http_stockprice_lease_acquire(ngx_http_stockprice_ctx_t *ctx,
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    if (sh->lease_pid != 0) {
+    if (sh->lease_pid != 0 && sh->lease_pid != ngx_pid) {
         left = (ngx_msec_int_t) (sh->lease_deadline - now);
 
-        if (left > 0) {
-            /* somebody is refreshing: look again when its lease ends */
+        /*
+         * somebody is refreshing: look again when its lease ends, or
+         * sooner, as it may be abandoned at a reload; a holder that is
+         * gone (killed) loses it at once
+         */
+
+        if (left > 0
+            && (kill(sh->lease_pid, 0) == 0 || ngx_errno != NGX_ESRCH))
+        {
             ngx_shmtx_unlock(&ctx->shpool->mutex);
-            *wait = left;
+            *wait = ngx_min((ngx_msec_t) left,
+                            NGX_HTTP_STOCKPRICE_LEASE_POLL);
             return NGX_DECLINED;
         }
     }

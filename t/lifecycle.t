@@ -8,6 +8,7 @@ use strict;
 use warnings;
 
 use Test::More;
+use Time::HiRes qw(time);
 
 use lib 't/lib';
 use StockTest;
@@ -71,33 +72,59 @@ is($after->{auth}, $stats->{auth}, 'no auth call caused by the reload');
 is($after->{prices}, $stats->{prices}, 'no refresh caused by the reload');
 is($t->status->{authenticated}, JSON::PP::true, 'token kept across reload');
 
-# client requests during reloads: none fails, the data stays, the
-# upstream hears nothing
+# 20 reloads under a steady loop of client requests (a forked client, one
+# connection per request): none fails, every answer has the same records,
+# the upstream hears nothing, and each time the old workers are gone
+# promptly: nothing of the module keeps them alive
 
-my ($fail, $same, $total) = (0, 0, 0);
+my $done = $t->dir . '/client.done';
+my $counts = $t->dir . '/client.counts';
+my $seen = $t->dir . '/client.seen';
 
-for my $i (1 .. 3) {
-    my @w = $t->worker_pids;
+$t->run_daemon(sub {
+    my ($n, $fail, $same) = (0, 0, 0);
+    my $end = time + 60;
 
-    $t->reload;
-
-    for (1 .. 30) {
+    while (!-e $done && time < $end && $n < 100000) {
         my $r = $t->get('/api/StockPrice');
-        $total++;
+        $n++;
         $fail++ unless $r->{status} == 200;
-        $same++ if $r->{content} eq $before;
+        $same++ if ($r->{content} // '') eq $before;
+        $t->write_file('client.seen', '') if $n == 10;
     }
 
-    $t->wait_for(sub {
-        my %now = map { $_ => 1 } $t->worker_pids;
-        return !grep { $now{$_} } @w;
-    }, 5);
+    $t->write_file('client.counts', "$n $fail $same");
+});
+
+ok($t->wait_for(sub { -e $seen }, 5), 'client loop on');
+
+my ($reloads, $slowest) = (0, 0);
+
+for my $i (1 .. 20) {
+    my $start = time;
+
+    last unless $t->reload(1);
+
+    my $took = time - $start;
+    $slowest = $took if $took > $slowest;
+    $reloads++;
 }
 
-is($fail, 0, "no request failed during three reloads ($total requests)");
+$t->write_file('client.done', '');
+ok($t->wait_for(sub { -s $counts }, 10), 'client loop ended');
+
+my ($total, $fail, $same) = split ' ', $t->read_file('client.counts');
+
+is($reloads, 20, '20 reloads, old workers gone after each');
+ok($slowest < 2, sprintf('old workers gone within %.2f s of a reload '
+   . '(at most 2 s)', $slowest));
+ok($total >= 100, "a steady loop of client requests ($total)");
+is($fail, 0, "no request failed during 20 reloads ($total requests)");
 is($same, $total, 'every answer had the same records');
 is($up->stats->{auth}, $stats->{auth}, 'no auth call caused by reloads');
 is($up->stats->{prices}, $stats->{prices}, 'no refresh caused by reloads');
+diag(sprintf('20 reloads: %d requests, %d failed; slowest old-worker exit '
+     . '%.3f s', $total, $fail, $slowest)) if $ENV{TEST_VERBOSE};
 
 $after = $up->stats;
 
@@ -116,6 +143,17 @@ ok($t->wait_for(sub {
     my $r = $t->get('/api/StockPrice');
     $r->{status} == 200;
 }, 2), 'serving during the hanging request');
+
+# a reload while that request hangs: the old worker abandons the transfer
+# and exits at once, a new one takes the refresh over
+
+my $start = time;
+ok($t->reload(1), 'reloaded with a transfer in flight');
+my $gone = time - $start;
+ok($gone < 1, sprintf('old workers gone %.2f s after the reload (under 1 s)',
+                      $gone));
+ok($t->wait_for(sub { $t->workers_connected_to($up->port) }, 5),
+   'a new worker took the refresh over');
 
 my $took = $t->stop;
 ok(defined $took && $took < 1, sprintf('quit with a hanging upstream '
