@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 #
-# ./build.sh         install what is missing, build build/ngx_http_stockprice_module.so
-# ./build.sh run     build if needed, run nginx in the foreground with demo/nginx.conf
-# ./build.sh test    build if needed, run the unit tests (tests/) and the
-#                    integration tests (t/)
+# ./build.sh         install what is missing, build
+#                    build/ngx_http_stockprice_module.so
+# ./build.sh run     build if needed, run nginx in the foreground with
+#                    demo/nginx.conf
+# ./build.sh test    build if needed, run the unit tests (tests/), the
+#                    parser's fuzzer for FUZZ_TIME seconds (default 30) and
+#                    the integration tests (t/)
+# ./build.sh valgrind [t/FILE.t ...]
+#                    the integration tests (all, or those named) with nginx
+#                    under valgrind: fails on invalid reads, writes or frees
+#                    and on memory definitely lost from the module
 #
 set -euo pipefail
 
@@ -15,7 +22,7 @@ NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 
 PACKAGES="nginx nginx-dev libcurl4-openssl-dev libcjson-dev libcmocka-dev
           gcc make clang perl libtest-simple-perl libhttp-tiny-perl
-          libpcre2-dev libssl-dev zlib1g-dev"
+          libpcre2-dev libssl-dev zlib1g-dev valgrind"
 
 log() { printf '%s\n' "build.sh: $*" >&2; }
 
@@ -111,6 +118,9 @@ run_tests() {
     echo "== unit tests (tests/, cmocka)"
     make -s -C "$ROOT/tests" check || failed=1
 
+    echo "== fuzzing the upstream parser (tests/fuzz_parse.c, libFuzzer)"
+    run_fuzz || failed=1
+
     echo "== integration tests (t/, prove)"
     (cd "$ROOT" && STOCKPRICE_MODULE="$MODULE" NGINX_BIN="$NGINX_BIN" \
         prove -I t/lib t/) || failed=1
@@ -119,9 +129,48 @@ run_tests() {
 }
 
 
+# libFuzzer for a bounded time from the committed corpus; its chatter goes
+# to build/fuzz.log, one line of outcome to the output
+
+run_fuzz() {
+    local time=${FUZZ_TIME:-30} log="$BUILD/fuzz.log" runs
+
+    if [ "$time" -gt 60 ]; then
+        time=60
+    fi
+
+    if ! make -s -C "$ROOT/tests" fuzz-smoke FUZZ_TIME="$time" \
+        >"$log" 2>&1
+    then
+        tail -40 "$log"
+        echo "fuzz: FAILED (crash or build error), see $log"
+        return 1
+    fi
+
+    runs=$(sed -n \
+        's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1 runs in \2 s/p' \
+        "$log")
+    echo "fuzz: ${runs:-? runs}, no crash, no sanitizer report"
+}
+
+
+run_valgrind() {
+    build_module
+
+    shift
+    [ $# -gt 0 ] || set -- t/
+
+    echo "== integration tests under valgrind (t/, prove)"
+    cd "$ROOT" && TEST_VALGRIND=1 STOCKPRICE_MODULE="$MODULE" \
+        NGINX_BIN="$NGINX_BIN" prove -I t/lib "$@"
+}
+
+
 case "${1:-build}" in
     build)  build_module ;;
     run)    run_demo ;;
     test)   run_tests ;;
-    *)      echo "usage: $0 [build|run|test]" >&2; exit 2 ;;
+    valgrind) run_valgrind "$@" ;;
+    *)      echo "usage: $0 [build|run|test|valgrind [t/FILE.t ...]]" >&2
+            exit 2 ;;
 esac

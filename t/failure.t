@@ -110,7 +110,7 @@ ok($t->wait_status('consecutiveFailures', 2), 'failing again');
 
 my $n = $up->stats->{prices};
 
-ok(!$t->wait_for(sub { $up->stats->{prices} >= $n + 12 }, 3),
+ok(!$t->wait_for(sub { $up->stats->{prices} >= $n + 12 }, 3, 1),
    'failures back off: fewer than 12 requests in 3 s');
 
 $up->control({});

@@ -274,9 +274,9 @@ sub prom {
     ok($needed && $needed > $st->{zoneBytesTotal},
        'zone "small": the size needed is more than the zone has');
 
-    like(new_log(), qr/\[error\][ ].*stockprice[ ]zone[ ]"small":[ ]zone[ ]is[ ]too[ ]small
-                       [ ]for[ ]5003[ ]symbols,[ ]\d+[ ]bytes[ ]needed,
-                       [ ]keeping[ ]3[ ]symbols/x,
+    like(new_log(), qr/\[error\][ ].*stockprice[ ]zone[ ]"small":
+                       [ ]zone[ ]is[ ]too[ ]small[ ]for[ ]5003[ ]symbols,
+                       [ ]\d+[ ]bytes[ ]needed,[ ]keeping[ ]3[ ]symbols/x,
          'zone "small": an error line with the size needed');
 
     ok($t->wait_for(sub { $t->status->{symbols} == 5003 }, 10),

@@ -166,6 +166,39 @@ isnt($rc, 0, 'nginx -t of a bad configuration fails');
 like($out, qr/unknown directive "bogus_directive" in \S+nginx\.conf:3/,
      'nginx -t output names file:line');
 
+# valgrind reports: what fails a run under TEST_VALGRIND=1
+
+my $vg = StockTest->new;
+
+$vg->write_file('vg.100', <<'EOF2');
+==100== 8 bytes in 1 blocks are definitely lost in loss record 1 of 2
+==100==    at 0x48417B4: malloc (vg_replace_malloc.c:381)
+==100==    by 0x12E404: ngx_set_environment (in /usr/sbin/nginx)
+==100==
+==100== Syscall param epoll_ctl(event) points to uninitialised byte(s)
+==100==    at 0x4B2B1E: epoll_ctl (syscall-template.S:120)
+==100==
+EOF2
+
+is(scalar $vg->valgrind_problems, 0,
+   "valgrind: nginx's own leak and syscall notes pass");
+
+$vg->write_file('vg.101', <<'EOF2');
+==101== Invalid read of size 1
+==101==    at 0x4849A0: ngx_http_stockprice_parse_prices (parse.c:10)
+==101==
+==101== 64 bytes in 1 blocks are definitely lost in loss record 2 of 2
+==101==    at 0x48417B4: malloc (vg_replace_malloc.c:381)
+==101==    by 0x4849B0: ngx_http_stockprice_fetch_init (fetch.c:20)
+==101==
+EOF2
+
+my @p = $vg->valgrind_problems;
+is(scalar @p, 2, 'valgrind: an invalid read and a leak from the module fail');
+like($p[0] // '', qr/Invalid read/, 'valgrind: the invalid read reported');
+
+$vg->cleanup;
+
 $t->done;
 
 done_testing;

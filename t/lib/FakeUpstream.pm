@@ -11,7 +11,8 @@ package FakeUpstream;
 # dropped (5 s limit) and the server goes on with the next connection.
 #
 # Stats: auth and prices (counts of requests), delayed (requests being or
-# having been delayed), status (count per status answered), last_prices, and requests: the last 50 requests, each with
+# having been delayed), status (count per status answered), last_prices,
+# and requests: the last 50 requests, each with
 # line, method, path, query, headers (names lowercased), body and status.
 #
 # The test steers it at run time through a control file (JSON, read on

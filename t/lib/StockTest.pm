@@ -22,6 +22,12 @@ package StockTest;
 #   STOCKPRICE_MODULE  the module
 #                      (default <repo>/build/ngx_http_stockprice_module.so)
 #   TEST_KEEP=1        keep the temporary prefix, and say where it is
+#   TEST_VALGRIND=1    run nginx under valgrind (memcheck): every wait is
+#                      stretched by SLOW, time limits through limit() too,
+#                      and done() fails on invalid reads, writes or frees
+#                      anywhere and on memory definitely lost from the
+#                      module's code; the reports stay in <prefix>/vg.*
+#                      (./build.sh valgrind sets this)
 #
 # Configurations are complete nginx.conf texts: the harness adds nothing to
 # them and starts nginx as "nginx -p <prefix>/ -c <prefix>/nginx.conf"
@@ -57,6 +63,10 @@ use Time::HiRes qw(sleep time);
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
 
+# under valgrind nginx runs some 20 times slower
+our $VALGRIND = $ENV{TEST_VALGRIND} ? 1 : 0;
+our $SLOW = $VALGRIND ? 20 : 1;
+
 my @instances;
 
 
@@ -76,7 +86,14 @@ sub new {
         module  => $ENV{STOCKPRICE_MODULE}
                    || "$ROOT/build/ngx_http_stockprice_module.so",
         allow   => [],
+        valgrind => '',
     }, $class;
+
+    if ($VALGRIND) {
+        $self->{valgrind} = "valgrind -q --tool=memcheck --leak-check=full "
+            . "--show-leak-kinds=definite --errors-for-leak-kinds=definite "
+            . "--num-callers=30 --log-file=$dir/vg.%p ";
+    }
 
     push @instances, $self;
 
@@ -171,7 +188,8 @@ sub test_config {
 sub run {
     my ($self) = @_;
 
-    my $out = `$self->{nginx} -p $self->{dir}/ -c $self->{dir}/nginx.conf 2>&1`;
+    my $d = $self->{dir};
+    my $out = `$self->{valgrind}$self->{nginx} -p $d/ -c $d/nginx.conf 2>&1`;
 
     die "nginx failed to start: $out\n" . $self->read_file('error.log')
         if $?;
@@ -192,6 +210,7 @@ sub run {
         unless $ok;
 
     $self->{running} = 1;
+    $self->{started} = 1;
 
     return $self;
 }
@@ -233,7 +252,9 @@ sub worker_pids {
         my $line = <$fh> // '';
         close $fh;
         # pid (comm) state ppid
-        push @pids, $1 if $line =~ /^(\d+) \(nginx\) \S+ (\d+)/
+        # under valgrind the command is memcheck's
+        push @pids, $1
+            if $line =~ /^(\d+) \((?:nginx|memcheck-amd64-)\) \S+ (\d+)/
                           && $2 == $master;
     }
 
@@ -358,12 +379,14 @@ sub run_daemon {
 
 
 # poll $code every 0.05 s until it returns true (that value is returned) or
-# $timeout seconds (default 5) have passed (false); bounded in time and count
+# $timeout seconds (default 5) have passed (false); bounded in time and count.
+# Under valgrind $timeout is stretched, unless $exact: a check that nothing
+# happens within a time keeps its time
 
 sub wait_for {
-    my ($self, $code, $timeout) = @_;
+    my ($self, $code, $timeout, $exact) = @_;
 
-    $timeout //= 5;
+    $timeout = ($timeout // 5) * ($exact ? 1 : $SLOW);
 
     my $end = time + $timeout;
     my $max = int($timeout / 0.05) + 2;
@@ -384,7 +407,7 @@ sub http {
 
     $url = 'http://127.0.0.1:' . $self->port(0) . $url if $url =~ m{^/};
 
-    my $ua = HTTP::Tiny->new(timeout => $opts{timeout} // 5,
+    my $ua = HTTP::Tiny->new(timeout => ($opts{timeout} // 5) * $SLOW,
                              keep_alive => 0);
 
     return $ua->request($method, $url, {
@@ -460,11 +483,60 @@ sub check_log {
 }
 
 
+# a time limit in seconds, stretched under valgrind
+
+sub limit {
+    my ($self, $seconds) = @_;
+
+    return $seconds * $SLOW;
+}
+
+
+# valgrind's reports under the prefix: the records of invalid accesses
+# anywhere, and of definite leaks whose stack passes through the module
+
+sub valgrind_problems {
+    my ($self) = @_;
+
+    my @bad;
+
+    for my $f (glob "$self->{dir}/vg.*") {
+        my $text = do { local (@ARGV, $/) = $f; <> } // '';
+
+        # records are separated by lines holding only "==pid=="
+        for my $rec (split /^==\d+==[ \t]*\n/m, $text) {
+            push @bad, $rec
+                if $rec =~ /Invalid\s(read|write|free)|Mismatched\sfree|
+                            Source\sand\sdestination\soverlap|
+                            Conditional\sjump\s.*\suninitialised/x
+                   || $rec =~ /definitely lost/
+                      && $rec =~ /ngx_http_stockprice/;
+        }
+    }
+
+    return @bad;
+}
+
+
+sub check_valgrind {
+    my ($self) = @_;
+
+    return unless $VALGRIND && $self->{started};
+
+    my @reports = glob "$self->{dir}/vg.*";
+
+    ok(@reports > 0, 'valgrind reports written (' . @reports . ')');
+    is(join("\n", $self->valgrind_problems), '',
+       'valgrind: no invalid access, no definite leak from the module');
+}
+
+
 sub done {
     my ($self) = @_;
 
     $self->stop if $self->{running};
     $self->check_log;
+    $self->check_valgrind;
     $self->cleanup;
 }
 
