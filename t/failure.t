@@ -66,6 +66,7 @@ my @faults = (
     [ { delay => 1.5 }, qr/timed out/ ],
     [ { mode => 'body', body => $big }, qr/max_size/ ],
     [ { mode => 'body', body => $big, chunked => 1 }, qr/max_size/ ],
+    [ { endless => 1 }, qr/max_size/ ],
 );
 
 for my $f (@faults) {
@@ -99,6 +100,14 @@ for my $f (@faults) {
        "$re: recovers on the next success");
     is($t->status->{consecutiveFailures}, 0, "$re: failure streak reset");
 }
+
+# the endless body was cut off at max_size (not at the 1 s timeout: the
+# lastError above), and the module hung up: the upstream stopped sending
+# long before its own 5 s limit
+
+my $secs = $up->stats->{endless_secs} // 5;
+ok($secs < 3, sprintf('the module hung up on an endless body after %.2f s',
+                      $secs));
 
 # repeated failures back off: with interval=100ms, far fewer than one
 # request per 100 ms; the first success restores the interval

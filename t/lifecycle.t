@@ -136,10 +136,17 @@ $up->control({ delay => 8 });
 
 $t->write_config($t->read_file('nginx.conf')
                  =~ s/zone=stocks:1m/zone=stocks:2m/r);
-$t->reload;
+ok($t->reload(1), 'reloaded with the zone resized');
 
 ok($t->wait_for(sub { $up->stats->{prices} > $after->{prices} }, 5),
    'a resized zone starts fresh: a request is in flight');
+
+my $fresh = $t->status;
+is($fresh->{zoneBytesTotal}, 2 * 1024 * 1024, 'the zone has its new size');
+is($fresh->{symbols}, 0, 'the resized zone is empty');
+is($fresh->{refreshes}, 0, 'the resized zone has no refresh yet');
+is($t->get('/api/StockPrice')->{content}, '[]',
+   'the resized zone serves an empty list');
 ok($t->wait_for(sub {
     my $r = $t->get('/api/StockPrice');
     $r->{status} == 200;

@@ -28,6 +28,10 @@ package FakeUpstream;
 #   records   extra literal records (Perl structures) appended
 #   filter    0: ignore ?symbols= and serve every symbol (default 1)
 #   chunked   1: send prices bodies chunked (no Content-Length)
+#   endless   1: a prices body that never ends: "[" and then records,
+#             chunked, until the client hangs up (at most 5 s); the count
+#             of bytes sent goes to stats "endless_bytes", the seconds
+#             taken to "endless_secs"
 #   ids       1: give every record an id (a fixed UUID per symbol)
 #   reject    1: forget all tokens, answer 401 to every prices request
 #             (mode "401" is the same)
@@ -256,6 +260,30 @@ sub handle {
     $stats->{requests}[-1]{status} = $status;
     $stats->{status}{$status}++;
     $self->write_stats($stats);
+
+    if ($ctl->{endless} && $req->{path} eq '/prices' && $status == 200) {
+        print $c "HTTP/1.1 200 X\r\nContent-Type: application/json\r\n"
+                 . "Transfer-Encoding: chunked\r\n\r\n";
+
+        local $SIG{PIPE} = 'IGNORE';
+        my $chunk = '[' . join(',', ('{"symbol":"E","price":1}') x 400);
+        my $start = Time::HiRes::time();
+        my ($sent, $end) = (0, $start + 5);
+
+        $c->autoflush(1);
+
+        while (Time::HiRes::time() < $end) {
+            last unless print $c sprintf("%x\r\n%s\r\n", length $chunk,
+                                         $chunk);
+            $sent += length $chunk;
+            $chunk =~ s/^\[/,/;
+        }
+
+        $stats->{endless_bytes} = $sent;
+        $stats->{endless_secs} = Time::HiRes::time() - $start;
+        $self->write_stats($stats);
+        return;
+    }
 
     if ($ctl->{chunked} && $req->{path} eq '/prices') {
         print $c "HTTP/1.1 $status X\r\nContent-Type: application/json\r\n"
