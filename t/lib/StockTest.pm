@@ -211,6 +211,10 @@ sub run {
     die "nginx did not come up\n" . $self->read_file('error.log')
         unless $ok;
 
+    # and every worker is there: a port answers as soon as the first is
+    my ($n) = $self->{conf_text} =~ /^\s*worker_processes\s+(\d+)\s*;/m;
+    $self->wait_for(sub { my @w = $self->worker_pids; @w >= ($n // 1) }, 5);
+
     $self->{running} = 1;
     $self->{started} = 1;
 
