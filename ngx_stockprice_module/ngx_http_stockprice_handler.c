@@ -39,8 +39,13 @@ static ngx_int_t ngx_http_stockprice_filter(ngx_http_request_t *r,
 static ngx_int_t ngx_http_stockprice_measure(ngx_http_stockprice_view_t *view);
 static u_char *ngx_http_stockprice_copy(ngx_http_stockprice_view_t *view,
     u_char *p);
+static ngx_int_t ngx_http_stockprice_list(ngx_http_request_t *r,
+    ngx_http_stockprice_ctx_t *ctx);
+static void ngx_http_stockprice_list_done(void *data);
+static ngx_int_t ngx_http_stockprice_validators(ngx_http_request_t *r,
+    u_char *etag, size_t etag_len, time_t last_modified);
 static ngx_uint_t ngx_http_stockprice_not_modified(ngx_http_request_t *r,
-    ngx_http_stockprice_view_t *view);
+    u_char *etag, size_t etag_len);
 static ngx_http_stockprice_sym_t *ngx_http_stockprice_find(
     ngx_http_stockprice_snap_t *snap, u_char *name, size_t len);
 static int ngx_libc_cdecl ngx_http_stockprice_cmp_ptr(const void *one,
@@ -89,6 +94,16 @@ ngx_http_stockprice_handler(ngx_http_request_t *r)
     view.ctx = slcf->shm_zone->data;
     shpool = view.ctx->shpool;
 
+    if (view.symbol.len == 0 && view.filter == NULL) {
+        rc = ngx_http_stockprice_list(r, view.ctx);
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
+        /* no cache: the bytes are copied for this request */
+    }
+
     b = NULL;
     body = 0;
 
@@ -122,7 +137,8 @@ ngx_http_stockprice_handler(ngx_http_request_t *r)
             /* no body bytes at all for HEAD and for a certain 304 */
 
             body = r->method != NGX_HTTP_HEAD
-                   && !ngx_http_stockprice_not_modified(r, &view);
+                   && !ngx_http_stockprice_not_modified(r, view.etag,
+                                                        view.etag_len);
 
             if (!body) {
                 break;
@@ -135,25 +151,128 @@ ngx_http_stockprice_handler(ngx_http_request_t *r)
         }
     }
 
-    if (ngx_http_stockprice_add_header(r, "Cache-Control",
-                                       (u_char *) "no-cache", 8)
-        == NULL)
+    if (ngx_http_stockprice_validators(r, view.etag, view.etag_len,
+                                       view.last_modified)
+        != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    r->headers_out.etag = ngx_http_stockprice_add_header(r, "ETag",
-                                                         view.etag,
-                                                         view.etag_len);
-    if (r->headers_out.etag == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    r->headers_out.last_modified_time = view.last_modified;
-
     return ngx_http_stockprice_send(r, NGX_HTTP_OK,
                                     &ngx_http_stockprice_json_type,
                                     body ? b : NULL, view.len);
+}
+
+
+/*
+ * The whole list, the most common request: sent from this worker's copy
+ * of the current generation, without copying a byte (with sendfile on,
+ * from a memfd).  NGX_DECLINED: no copy to be had, the caller copies.
+ */
+
+static ngx_int_t
+ngx_http_stockprice_list(ngx_http_request_t *r, ngx_http_stockprice_ctx_t *ctx)
+{
+    ngx_buf_t                    *b;
+    ngx_pool_cleanup_t           *cln;
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_stockprice_cache_t  *cache;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    cache = ngx_http_stockprice_cache_get(ctx, clcf->sendfile,
+                                          r->connection->log);
+    if (cache == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_stockprice_validators(r, cache->etag, cache->etag_len,
+                                       cache->last_modified)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (r->method == NGX_HTTP_HEAD
+        || ngx_http_stockprice_not_modified(r, cache->etag, cache->etag_len))
+    {
+        return ngx_http_stockprice_send(r, NGX_HTTP_OK,
+                                        &ngx_http_stockprice_json_type,
+                                        NULL, cache->len);
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the copy lives until the last request sending it is done */
+
+    cln->handler = ngx_http_stockprice_list_done;
+    cln->data = cache;
+    cache->refs++;
+
+    if (clcf->sendfile && cache->file.fd != NGX_INVALID_FILE) {
+        b->in_file = 1;
+        b->file = &cache->file;
+        b->file_pos = 0;
+        b->file_last = cache->len;
+
+    } else {
+        b->memory = 1;
+        b->pos = cache->data;
+        b->last = cache->data + cache->len;
+    }
+
+    return ngx_http_stockprice_send(r, NGX_HTTP_OK,
+                                    &ngx_http_stockprice_json_type,
+                                    b, cache->len);
+}
+
+
+static void
+ngx_http_stockprice_list_done(void *data)
+{
+    ngx_http_stockprice_cache_release(data);
+}
+
+
+/* ETag (in the request's pool: it may be logged), Last-Modified, no-cache */
+
+static ngx_int_t
+ngx_http_stockprice_validators(ngx_http_request_t *r, u_char *etag,
+    size_t etag_len, time_t last_modified)
+{
+    u_char  *p;
+
+    if (ngx_http_stockprice_add_header(r, "Cache-Control",
+                                       (u_char *) "no-cache", 8)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, etag_len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, etag, etag_len);
+
+    r->headers_out.etag = ngx_http_stockprice_add_header(r, "ETag", p,
+                                                         etag_len);
+    if (r->headers_out.etag == NULL) {
+        return NGX_ERROR;
+    }
+
+    r->headers_out.last_modified_time = last_modified;
+
+    return NGX_OK;
 }
 
 
@@ -278,8 +397,8 @@ ngx_http_stockprice_copy(ngx_http_stockprice_view_t *view, u_char *p)
  */
 
 static ngx_uint_t
-ngx_http_stockprice_not_modified(ngx_http_request_t *r,
-    ngx_http_stockprice_view_t *view)
+ngx_http_stockprice_not_modified(ngx_http_request_t *r, u_char *etag,
+    size_t etag_len)
 {
     u_char     *start, *end, ch;
     ngx_str_t  *value;
@@ -309,12 +428,12 @@ ngx_http_stockprice_not_modified(ngx_http_request_t *r,
             start += 2;
         }
 
-        if (view->etag_len > (size_t) (end - start)) {
+        if (etag_len > (size_t) (end - start)) {
             return 0;
         }
 
-        if (ngx_strncmp(start, view->etag, view->etag_len) == 0) {
-            start += view->etag_len;
+        if (ngx_strncmp(start, etag, etag_len) == 0) {
+            start += etag_len;
 
             while (start < end && (*start == ' ' || *start == '\t')) {
                 start++;

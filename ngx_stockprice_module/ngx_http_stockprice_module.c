@@ -738,6 +738,8 @@ ngx_http_stockprice_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_stockprice_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_uint_t                        i;
+    ngx_http_stockprice_feed_t      **feeds;
     ngx_http_stockprice_main_conf_t  *spcf;
 
     if (ngx_process != NGX_PROCESS_WORKER
@@ -754,4 +756,10 @@ ngx_http_stockprice_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_stockprice_fetch_exit(cycle, spcf);
+
+    feeds = spcf->feeds.elts;
+
+    for (i = 0; i < spcf->feeds.nelts; i++) {
+        ngx_http_stockprice_cache_exit(feeds[i]->shm_zone->data);
+    }
 }

@@ -24,6 +24,9 @@
 
 #define NGX_HTTP_STOCKPRICE_BACKOFF_MAX  60000
 
+/* a list this long goes by sendfile(), a shorter one in one writev() */
+#define NGX_HTTP_STOCKPRICE_FILE_MIN     32768
+
 
 /* how one symbol of the new snapshot is made from the old one and a record */
 
@@ -40,6 +43,8 @@ typedef struct {
 static void ngx_http_stockprice_set_error(ngx_http_stockprice_sh_t *sh,
     ngx_str_t *error);
 static void ngx_http_stockprice_make_uuid(char *buf);
+static void ngx_http_stockprice_cache_free(
+    ngx_http_stockprice_cache_t *cache);
 
 
 ngx_int_t
@@ -589,4 +594,156 @@ ngx_http_stockprice_make_uuid(char *buf)
     }
 
     ngx_http_stockprice_format_uuid(buf, rnd);
+}
+
+
+/*
+ * The current snapshot's list as this worker's cache, made anew after a
+ * refresh: the length under the mutex, the memory outside it, the bytes
+ * under it again if the generation is still the same.  With "file", a
+ * long list also goes into a memfd for sendfile().  NULL: no memory, or a run of
+ * refreshes kept changing the list.
+ */
+
+ngx_http_stockprice_cache_t *
+ngx_http_stockprice_cache_get(ngx_http_stockprice_ctx_t *ctx, ngx_uint_t file,
+    ngx_log_t *log)
+{
+    size_t                        len;
+    ssize_t                       n;
+    uint64_t                      generation;
+    ngx_uint_t                    i;
+    ngx_http_stockprice_sh_t     *sh;
+    ngx_http_stockprice_snap_t   *snap;
+    ngx_http_stockprice_cache_t  *cache;
+
+    sh = ctx->sh;
+
+    for (i = 0; i < 4; i++) {
+
+        ngx_shmtx_lock(&ctx->shpool->mutex);
+
+        cache = ctx->cache;
+
+        if (cache && cache->generation == sh->generation) {
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
+            return cache;
+        }
+
+        generation = sh->generation;
+        len = sh->snapshot ? sh->snapshot->list_len : 2;
+
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+        cache = ngx_alloc(sizeof(ngx_http_stockprice_cache_t) + len, log);
+        if (cache == NULL) {
+            return NULL;
+        }
+
+        cache->data = (u_char *) cache + sizeof(ngx_http_stockprice_cache_t);
+
+        ngx_shmtx_lock(&ctx->shpool->mutex);
+
+        if (sh->generation != generation) {
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
+            ngx_free(cache);
+            continue;
+        }
+
+        snap = sh->snapshot;
+
+        if (snap) {
+            ngx_memcpy(cache->data, snap->list, len);
+            cache->last_modified = snap->last_modified;
+
+        } else {
+            cache->data[0] = '[';
+            cache->data[1] = ']';
+            cache->last_modified = -1;
+        }
+
+        cache->etag_len = ngx_http_stockprice_etag(sh, cache->etag);
+
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+        cache->ctx = ctx;
+        cache->generation = generation;
+        cache->refs = 0;
+        cache->len = len;
+
+        ngx_memzero(&cache->file, sizeof(ngx_file_t));
+        cache->file.fd = NGX_INVALID_FILE;
+        cache->file.log = log;
+        ngx_str_set(&cache->file.name, "stockprice list");
+
+#if (NGX_LINUX && defined MFD_CLOEXEC)
+
+        if (file && len >= NGX_HTTP_STOCKPRICE_FILE_MIN) {
+            cache->file.fd = memfd_create("stockprice", MFD_CLOEXEC);
+
+            if (cache->file.fd == NGX_INVALID_FILE) {
+                ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                              "memfd_create() failed, "
+                              "sending the list from memory");
+
+            } else {
+                n = ngx_write_fd(cache->file.fd, cache->data, len);
+
+                if (n != (ssize_t) len) {
+                    ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                                  "write() to memfd failed, "
+                                  "sending the list from memory");
+                    ngx_close_file(cache->file.fd);
+                    cache->file.fd = NGX_INVALID_FILE;
+                }
+            }
+        }
+
+#else
+        (void) n;
+        (void) file;
+#endif
+
+        if (ctx->cache && ctx->cache->refs == 0) {
+            ngx_http_stockprice_cache_free(ctx->cache);
+        }
+
+        ctx->cache = cache;
+
+        return cache;
+    }
+
+    return NULL;
+}
+
+
+/* a request is done with "cache" */
+
+void
+ngx_http_stockprice_cache_release(ngx_http_stockprice_cache_t *cache)
+{
+    if (--cache->refs == 0 && cache->ctx->cache != cache) {
+        ngx_http_stockprice_cache_free(cache);
+    }
+}
+
+
+void
+ngx_http_stockprice_cache_exit(ngx_http_stockprice_ctx_t *ctx)
+{
+    if (ctx->cache && ctx->cache->refs == 0) {
+        ngx_http_stockprice_cache_free(ctx->cache);
+        ctx->cache = NULL;
+    }
+}
+
+
+static void
+ngx_http_stockprice_cache_free(ngx_http_stockprice_cache_t *cache)
+{
+    if (cache->file.fd != NGX_INVALID_FILE) {
+        ngx_close_file(cache->file.fd);
+    }
+
+    ngx_free(cache);
 }

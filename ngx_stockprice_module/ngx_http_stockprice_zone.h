@@ -81,10 +81,31 @@ typedef struct {
 } ngx_http_stockprice_sh_t;
 
 
+/*
+ * A worker's own copy of the list of one snapshot, made by the first
+ * request after a refresh, then sent by every request of that generation
+ * without copying (from memory, or by sendfile() from a memfd).  Freed
+ * when superseded and no request sends it any more.
+ */
+
+typedef struct {
+    ngx_http_stockprice_ctx_t      *ctx;
+    uint64_t                        generation;
+    ngx_uint_t                      refs;       /* requests sending it */
+    time_t                          last_modified;
+    size_t                          etag_len;
+    u_char                          etag[NGX_HTTP_STOCKPRICE_ETAG_LEN];
+    ngx_file_t                      file;       /* fd -1: memory only */
+    size_t                          len;
+    u_char                         *data;
+} ngx_http_stockprice_cache_t;
+
+
 struct ngx_http_stockprice_ctx_s {
     ngx_http_stockprice_sh_t       *sh;
     ngx_slab_pool_t                *shpool;
     ngx_http_stockprice_feed_t     *feed;
+    ngx_http_stockprice_cache_t    *cache;      /* this worker's, or NULL */
 };
 
 
@@ -111,6 +132,11 @@ ngx_int_t ngx_http_stockprice_publish(ngx_http_stockprice_ctx_t *ctx,
     size_t *needed, ngx_log_t *log);
 
 size_t ngx_http_stockprice_etag(ngx_http_stockprice_sh_t *sh, u_char *buf);
+
+ngx_http_stockprice_cache_t *ngx_http_stockprice_cache_get(
+    ngx_http_stockprice_ctx_t *ctx, ngx_uint_t file, ngx_log_t *log);
+void ngx_http_stockprice_cache_release(ngx_http_stockprice_cache_t *cache);
+void ngx_http_stockprice_cache_exit(ngx_http_stockprice_ctx_t *ctx);
 
 
 #endif /* _NGX_HTTP_STOCKPRICE_ZONE_H_INCLUDED_ */
