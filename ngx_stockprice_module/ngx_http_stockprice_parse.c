@@ -17,6 +17,9 @@
 
 #define NGX_HTTP_STOCKPRICE_EXPIRES_MAX  315360000  /* 10 years */
 
+/* the arena's block is kept between parses up to this size */
+#define NGX_HTTP_STOCKPRICE_ARENA_KEEP   (16 * 1024 * 1024)
+
 
 typedef struct {
     ngx_http_stockprice_record_t    rec;
@@ -24,6 +27,33 @@ typedef struct {
 } ngx_http_stockprice_sortable_t;
 
 
+typedef struct ngx_http_stockprice_chunk_s  ngx_http_stockprice_chunk_t;
+
+struct ngx_http_stockprice_chunk_s {
+    ngx_http_stockprice_chunk_t    *next;
+    size_t                          size;
+    size_t                          used;
+};
+
+
+/*
+ * cJSON's nodes and strings of one prices body: some 30,000 small
+ * allocations for 5,000 records, freed all at once.  cJSON's hooks take
+ * no context, so the arena is this file's only state: the parse of one
+ * body at a time, as in an nginx worker.
+ */
+
+typedef struct {
+    ngx_http_stockprice_chunk_t    *block;      /* kept between parses */
+    ngx_http_stockprice_chunk_t    *extra;      /* when the block is full */
+    size_t                          wanted;     /* for the next block */
+} ngx_http_stockprice_arena_t;
+
+
+static void ngx_http_stockprice_arena_start(size_t len);
+static void ngx_http_stockprice_arena_end(void);
+static void *ngx_http_stockprice_arena_alloc(size_t size);
+static void ngx_http_stockprice_arena_free(void *p);
 static cJSON *ngx_http_stockprice_json(const char *buf, size_t len);
 static char *ngx_http_stockprice_copy(const char *buf, size_t len);
 static void ngx_http_stockprice_wipe(char *buf, size_t len);
@@ -38,6 +68,9 @@ static int ngx_http_stockprice_wanted(const ngx_http_stockprice_str_t *filter,
 static int ngx_http_stockprice_cmp_sortable(const void *one, const void *two);
 static int ngx_http_stockprice_string_equal(const cJSON *v,
     const ngx_http_stockprice_str_t *s);
+
+
+static ngx_http_stockprice_arena_t  ngx_http_stockprice_arena;
 
 
 int
@@ -92,13 +125,16 @@ ngx_http_stockprice_parse_prices(char *buf, size_t len,
 
     ngx_http_stockprice_patch_nul(buf, len);
 
+    ngx_http_stockprice_arena_start(len);
+
     root = ngx_http_stockprice_json(buf, len);
     if (root == NULL) {
+        ngx_http_stockprice_arena_end();
         return NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
     }
 
     if (!cJSON_IsArray(root)) {
-        cJSON_Delete(root);
+        ngx_http_stockprice_arena_end();
         return NGX_HTTP_STOCKPRICE_PARSE_NOT_ARRAY;
     }
 
@@ -120,7 +156,7 @@ ngx_http_stockprice_parse_prices(char *buf, size_t len,
             p = realloc(all, size * sizeof(ngx_http_stockprice_sortable_t));
             if (p == NULL) {
                 free(all);
-                cJSON_Delete(root);
+                ngx_http_stockprice_arena_end();
                 return NGX_HTTP_STOCKPRICE_PARSE_NOMEM;
             }
 
@@ -143,7 +179,7 @@ ngx_http_stockprice_parse_prices(char *buf, size_t len,
         n++;
     }
 
-    cJSON_Delete(root);
+    ngx_http_stockprice_arena_end();
 
     if (n == 0) {
         free(all);
@@ -614,6 +650,126 @@ ngx_http_stockprice_string_equal(const cJSON *v,
  * "[1]garbage" is no JSON, so only whitespace may follow.
  */
 
+/* cJSON allocates from the arena until arena_end() */
+
+static void
+ngx_http_stockprice_arena_start(size_t len)
+{
+    cJSON_Hooks  hooks;
+
+    /* nodes and strings take some 3 times the body */
+
+    if (ngx_http_stockprice_arena.wanted < 4 * len + 65536) {
+        ngx_http_stockprice_arena.wanted = 4 * len + 65536;
+    }
+
+    hooks.malloc_fn = ngx_http_stockprice_arena_alloc;
+    hooks.free_fn = ngx_http_stockprice_arena_free;
+
+    cJSON_InitHooks(&hooks);
+}
+
+
+/* back to malloc() and free(); everything cJSON had is gone */
+
+static void
+ngx_http_stockprice_arena_end(void)
+{
+    ngx_http_stockprice_chunk_t  *c, *next;
+
+    cJSON_InitHooks(NULL);
+
+    for (c = ngx_http_stockprice_arena.extra; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+
+    ngx_http_stockprice_arena.extra = NULL;
+
+    c = ngx_http_stockprice_arena.block;
+
+    if (c == NULL) {
+        return;
+    }
+
+    c->used = 0;
+
+    /* a block too small is made anew next time; a huge one is not kept */
+
+    if (c->size < ngx_http_stockprice_arena.wanted
+        || c->size > NGX_HTTP_STOCKPRICE_ARENA_KEEP)
+    {
+        free(c);
+        ngx_http_stockprice_arena.block = NULL;
+    }
+
+    if (ngx_http_stockprice_arena.wanted > NGX_HTTP_STOCKPRICE_ARENA_KEEP) {
+        ngx_http_stockprice_arena.wanted = 0;
+    }
+}
+
+
+static void *
+ngx_http_stockprice_arena_alloc(size_t size)
+{
+    size_t                        n;
+    ngx_http_stockprice_chunk_t  *c;
+
+    size = (size + 15) & ~(size_t) 15;
+
+    c = ngx_http_stockprice_arena.extra;
+
+    if (c == NULL || c->size - c->used < size) {
+        c = ngx_http_stockprice_arena.block;
+    }
+
+    if (c == NULL || c->size - c->used < size) {
+
+        n = ngx_http_stockprice_arena.wanted;
+
+        if (ngx_http_stockprice_arena.block) {
+            /* the body took more than guessed: twice as much next time */
+            ngx_http_stockprice_arena.wanted = 2 * n;
+            n = n / 2;
+        }
+
+        if (n < size) {
+            n = size;
+        }
+
+        c = malloc(sizeof(ngx_http_stockprice_chunk_t) + 16 + n);
+        if (c == NULL) {
+            return NULL;
+        }
+
+        c->size = n;
+        c->used = 0;
+
+        if (ngx_http_stockprice_arena.block == NULL) {
+            c->next = NULL;
+            ngx_http_stockprice_arena.block = c;
+
+        } else {
+            c->next = ngx_http_stockprice_arena.extra;
+            ngx_http_stockprice_arena.extra = c;
+        }
+    }
+
+    n = c->used;
+    c->used += size;
+
+    return (char *) c + ((sizeof(ngx_http_stockprice_chunk_t) + 15)
+                         & ~(size_t) 15) + n;
+}
+
+
+static void
+ngx_http_stockprice_arena_free(void *p)
+{
+    (void) p;
+}
+
+
 static cJSON *
 ngx_http_stockprice_json(const char *buf, size_t len)
 {
@@ -696,36 +852,32 @@ ngx_http_stockprice_wipe(char *buf, size_t len)
 static void
 ngx_http_stockprice_patch_nul(char *buf, size_t len)
 {
-    size_t  i;
+    char  *p, *end;
 
-    i = 0;
+    end = buf + len;
 
-    while (i < len) {
+    /* raw NULs first, a backslash before one included */
 
-        if (buf[i] == '\0') {
-            buf[i++] = '\x01';
-            continue;
-        }
+    for (p = buf; (p = memchr(p, '\0', end - p)) != NULL; p++) {
+        *p = '\x01';
+    }
 
-        if (buf[i] != '\\') {
-            i++;
-            continue;
-        }
+    for (p = buf; (p = memchr(p, '\\', end - p)) != NULL; /* void */) {
 
-        if (len - i >= 6 && buf[i + 1] == 'u' && buf[i + 2] == '0'
-            && buf[i + 3] == '0' && buf[i + 4] == '0' && buf[i + 5] == '0')
+        if (end - p >= 6 && p[1] == 'u' && p[2] == '0' && p[3] == '0'
+            && p[4] == '0' && p[5] == '0')
         {
-            buf[i + 5] = '1';
-            i += 6;
+            p[5] = '1';
+            p += 6;
             continue;
         }
 
         /* the escaped byte, a backslash included, is no escape itself */
 
-        if (len - i >= 2 && buf[i + 1] == '\0') {
-            buf[i + 1] = '\x01';
-        }
+        p += 2;
 
-        i += 2;
+        if (p >= end) {
+            break;
+        }
     }
 }

@@ -41,6 +41,9 @@ static size_t ngx_http_stockprice_put_label(char *dst, size_t n,
     const char *s, size_t len);
 
 
+static int ngx_http_stockprice_format_decimal(char *buf, double price);
+
+
 static const char  ngx_http_stockprice_hex[] = "0123456789abcdef";
 
 
@@ -49,6 +52,20 @@ static const char  ngx_http_stockprice_hex[] = "0123456789abcdef";
 static const char  ngx_http_stockprice_short_escape[32] = {
     0, 0, 0, 0, 0, 0, 0, 0, 'b', 't', 'n', 0, 'f', 'r', 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+};
+
+
+/* 1: a byte that JSON strings escape ('"', '\\', controls and DEL) */
+
+static const unsigned char  ngx_http_stockprice_escaped[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1
 };
 
 
@@ -82,9 +99,21 @@ ngx_http_stockprice_escape_json(char *dst, const char *src, size_t len)
     size_t         i, n;
     unsigned char  c;
 
-    n = 0;
+    /* most strings need no escape at all: one scan, one copy */
 
     for (i = 0; i < len; i++) {
+        if (ngx_http_stockprice_escaped[(unsigned char) src[i]]) {
+            break;
+        }
+    }
+
+    if (dst) {
+        memcpy(dst, src, i);
+    }
+
+    n = i;
+
+    for ( /* void */ ; i < len; i++) {
         c = (unsigned char) src[i];
 
         if (c == '"' || c == '\\') {
@@ -141,7 +170,10 @@ ngx_http_stockprice_format_price(char *buf, double price)
         return 4;
     }
 
-    n = 0;
+    n = ngx_http_stockprice_format_decimal(buf, price);
+    if (n) {
+        return (size_t) n;
+    }
 
     for (precision = 15; precision <= 17; precision++) {
         n = snprintf(buf, NGX_HTTP_STOCKPRICE_PRICE_LEN, "%.*g", precision,
@@ -153,6 +185,79 @@ ngx_http_stockprice_format_price(char *buf, double price)
     }
 
     return (size_t) n;
+}
+
+
+/*
+ * The common case without printf(): a price that is exactly the double
+ * nearest to some decimal k / 10^6 with |k| < 10^15.  That decimal has at
+ * most 15 significant digits and reads back as the price, so it is what
+ * "%.15g" writes, trailing zeros dropped.  0: not such a price (or too
+ * small for "%g" to write it without an exponent).
+ */
+
+static int
+ngx_http_stockprice_format_decimal(char *buf, double price)
+{
+    int        n, i, frac;
+    char       digits[24];
+    double     a, scaled;
+    long long  k, ip, fp;
+
+    a = fabs(price);
+
+    if (!(a >= 1e-4 && a < 1e9)) {
+        return 0;
+    }
+
+    /* rounded to the nearest (a is positive); no libm in the module */
+    scaled = a * 1e6 + 0.5;
+    k = (long long) scaled;
+
+    if ((double) k / 1e6 != a) {
+        return 0;
+    }
+
+    ip = k / 1000000;
+    fp = k % 1000000;
+
+    n = 0;
+
+    if (price < 0) {
+        buf[n++] = '-';
+    }
+
+    i = 0;
+
+    do {
+        digits[i++] = (char) ('0' + ip % 10);
+        ip /= 10;
+    } while (ip);
+
+    while (i) {
+        buf[n++] = digits[--i];
+    }
+
+    if (fp) {
+        buf[n++] = '.';
+
+        frac = 6;
+
+        while (fp % 10 == 0) {
+            fp /= 10;
+            frac--;
+        }
+
+        for (i = frac - 1; i >= 0; i--) {
+            digits[i] = (char) ('0' + fp % 10);
+            fp /= 10;
+        }
+
+        memcpy(buf + n, digits, frac);
+        n += frac;
+    }
+
+    return n;
 }
 
 

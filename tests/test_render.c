@@ -270,6 +270,84 @@ test_price_round_trips(void **state)
 }
 
 
+/* the shortest "%.Ng" that reads back: what format_price() must write */
+
+static void
+reference_price(char *buf, size_t size, double v)
+{
+    int  digits;
+
+    for (digits = 15; digits < 17; digits++) {
+        snprintf(buf, size, "%.*g", digits, v);
+
+        if (strtod(buf, NULL) == v) {
+            return;
+        }
+    }
+
+    snprintf(buf, size, "%.*g", 17, v);
+}
+
+
+/* the fast path for decimals of up to 6 places writes what printf() does */
+
+static void
+test_price_decimals_match_printf(void **state)
+{
+    int        i, d;
+    char       buf[NGX_HTTP_STOCKPRICE_PRICE_LEN + 1], ref[64];
+    size_t     n;
+    double     v, p10;
+    uint64_t   x, k;
+    static const double  edges[] = {
+        0, 1e-4, 0.0001, 0.00015, 0.000999999, 1e-5, 0.1 + 0.2, 0.5,
+        1, 9.999999, 10, 14.7, 14.699999999999999, 187.30, 999999999.999999,
+        999999999.9999995, 1e9, 1e9 - 1e-6, 123456789.123456, 4503599627.5,
+        0.123456, 0.1234567, 2.5e-4, 100.000001, 7.0000005
+    };
+
+    (void) state;
+
+    for (i = 0; i < (int) (sizeof(edges) / sizeof(edges[0])); i++) {
+        for (d = 0; d < 2; d++) {
+            v = d ? -edges[i] : edges[i];
+            n = ngx_http_stockprice_format_price(buf, v);
+            buf[n] = '\0';
+            reference_price(ref, sizeof(ref), v);
+            assert_string_equal(buf, ref);
+        }
+    }
+
+    x = 0x2545f4914f6cdd1dULL;
+
+    for (i = 0; i < 300000; i++) {
+        d = i % 9;
+        k = rnd(&x) % 1000000000000000ULL;
+
+        if (i % 3 == 0) {
+            k %= 10000000;
+        }
+
+        for (p10 = 1; d; d--) {
+            p10 *= 10;
+        }
+
+        v = (double) k / p10;
+
+        if (i % 2) {
+            v = -v;
+        }
+
+        n = ngx_http_stockprice_format_price(buf, v);
+        assert_true(n > 0 && n < NGX_HTTP_STOCKPRICE_PRICE_LEN);
+        buf[n] = '\0';
+
+        reference_price(ref, sizeof(ref), v);
+        assert_string_equal(buf, ref);
+    }
+}
+
+
 static void
 check_time(int64_t sec, long usec, const char *expect)
 {
@@ -945,6 +1023,7 @@ main(void)
         cmocka_unit_test(test_price_known),
         cmocka_unit_test(test_price_not_finite_is_null),
         cmocka_unit_test(test_price_round_trips),
+        cmocka_unit_test(test_price_decimals_match_printf),
         cmocka_unit_test(test_time_known),
         cmocka_unit_test(test_time_out_of_range_is_clamped),
         cmocka_unit_test(test_time_matches_gmtime),
