@@ -601,8 +601,8 @@ ngx_http_stockprice_make_uuid(char *buf)
  * The current snapshot's list as this worker's cache, made anew after a
  * refresh: the length under the mutex, the memory outside it, the bytes
  * under it again if the generation is still the same.  With "file", a
- * long list also goes into a memfd for sendfile().  NULL: no memory, or a run of
- * refreshes kept changing the list.
+ * long list also goes into a memfd for sendfile().  NULL: no memory, or a
+ * run of refreshes kept changing the list.
  */
 
 ngx_http_stockprice_cache_t *
