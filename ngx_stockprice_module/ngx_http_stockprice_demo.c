@@ -399,7 +399,7 @@ static ngx_int_t
 ngx_http_stockprice_demo_prices(ngx_http_request_t *r)
 {
     u_char                          *p, *q, *dst;
-    double                           step;
+    double                           step, quote;
     size_t                           len, tlen, plen;
     ngx_str_t                       *sym, arg;
     ngx_buf_t                       *b;
@@ -480,7 +480,11 @@ ngx_http_stockprice_demo_prices(ngx_http_request_t *r)
         p += ngx_http_stockprice_escape_json((char *) p, (char *) sym[i].data,
                                              sym[i].len);
         p = ngx_cpymem(p, "\",\"price\":", 10);
-        plen = ngx_http_stockprice_format_price(price, slcf->demo_prices[i]);
+        /* quoted to 4 decimals, as exchanges quote; the walk keeps all */
+
+        quote = (double) (int64_t) (slcf->demo_prices[i] * 10000 + 0.5)
+                / 10000;
+        plen = ngx_http_stockprice_format_price(price, quote);
         p = ngx_cpymem(p, price, plen);
         p = ngx_cpymem(p, ",\"valueDateTime\":\"", 18);
         p = ngx_cpymem(p, now, tlen);
