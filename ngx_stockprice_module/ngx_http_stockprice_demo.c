@@ -23,6 +23,7 @@
 
 
 #define NGX_HTTP_STOCKPRICE_DEMO_TTL      3600
+#define NGX_HTTP_STOCKPRICE_DEMO_COUNT_MAX  100000
 #define NGX_HTTP_STOCKPRICE_DEMO_BODY_MAX 4096
 #define NGX_HTTP_STOCKPRICE_DEMO_TOKEN_LEN  (NGX_TIME_T_LEN + 1 + 32)
 
@@ -48,7 +49,9 @@ ngx_http_stockprice_demo_feed(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_stockprice_loc_conf_t *slcf = conf;
 
     char                      *rv;
+    u_char                    *p;
     uint32_t                   h;
+    ngx_int_t                  count, width, n;
     ngx_str_t                 *value, s, credentials, *sym;
     ngx_uint_t                 i;
     ngx_md5_t                  md5;
@@ -60,6 +63,7 @@ ngx_http_stockprice_demo_feed(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
     ngx_str_null(&credentials);
+    count = 0;
 
     for (i = 1; i < cf->args->nelts; i++) {
 
@@ -71,6 +75,20 @@ ngx_http_stockprice_demo_feed(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                                    &slcf->demo_symbols);
             if (rv != NGX_CONF_OK) {
                 return rv;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "count=", 6) == 0) {
+            count = ngx_atoi(value[i].data + 6, value[i].len - 6);
+
+            if (count < 1 || count > NGX_HTTP_STOCKPRICE_DEMO_COUNT_MAX) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid count \"%V\", it must be "
+                                   "1 to %d", &value[i],
+                                   NGX_HTTP_STOCKPRICE_DEMO_COUNT_MAX);
+                return NGX_CONF_ERROR;
             }
 
             continue;
@@ -95,6 +113,51 @@ ngx_http_stockprice_demo_feed(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\"", &value[i]);
         return NGX_CONF_ERROR;
+    }
+
+    if (count && slcf->demo_symbols) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"count\" and \"symbols\" cannot both be set");
+        return NGX_CONF_ERROR;
+    }
+
+    if (count) {
+        /* S1..S9, or S0001..S5000: byte order is numeric order */
+
+        width = 1;
+
+        for (h = (uint32_t) count; h >= 10; h /= 10) {
+            width++;
+        }
+
+        s.len = (size_t) count * (width + 2);
+        s.data = ngx_pnalloc(cf->pool, s.len);
+        if (s.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = s.data;
+
+        for (i = 1; i <= (ngx_uint_t) count; i++) {
+            if (i > 1) {
+                *p++ = ',';
+            }
+
+            *p++ = 'S';
+
+            for (h = (uint32_t) i, n = width; n--; h /= 10) {
+                p[n] = (u_char) ('0' + h % 10);
+            }
+
+            p += width;
+        }
+
+        s.len = p - s.data;
+
+        rv = ngx_http_stockprice_parse_symbols(cf, &s, &slcf->demo_symbols);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
     }
 
     if (slcf->demo_symbols == NULL) {

@@ -98,6 +98,18 @@ my @cases = (
     [ 'demo feed credentials file missing',
       "server { location / {\nstockprice_demo_feed $C/nope; } }",
       qr/cannot open credentials file/, 5 ],
+    [ 'demo feed count=0',
+      "server { location / {\nstockprice_demo_feed count=0; } }",
+      qr/invalid count "count=0"/, 5 ],
+    [ 'demo feed count=abc',
+      "server { location / {\nstockprice_demo_feed count=abc; } }",
+      qr/invalid count "count=abc"/, 5 ],
+    [ 'demo feed count over 100000',
+      "server { location / {\nstockprice_demo_feed count=100001; } }",
+      qr/invalid count "count=100001"/, 5 ],
+    [ 'demo feed count with symbols',
+      "server { location / {\nstockprice_demo_feed count=5 symbols=A; } }",
+      qr/"count" and "symbols" cannot both be set/, 5 ],
 );
 
 for my $case (@cases) {

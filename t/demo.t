@@ -29,6 +29,9 @@ http {
                     auth=http://127.0.0.1:%%PORT_0%%/demo/auth
                     credentials=%%TESTDIR%%/credentials;
 
+    stockprice_poll http://127.0.0.1:%%PORT_0%%/many/prices zone=many:8m
+                    interval=1s max_size=4m;
+
     server {
         listen 127.0.0.1:%%PORT_0%%;
 
@@ -37,6 +40,9 @@ http {
         location /demo/ {
             stockprice_demo_feed credentials=%%TESTDIR%%/credentials;
         }
+        location /many/ { stockprice_demo_feed count=5000; }
+        location /many/api/StockPrice { stockprice many; }
+        location = /many/status { stockprice_status many; }
     }
 }
 EOF2
@@ -83,6 +89,22 @@ is_deeply([map { $_->{symbol} } @{ $json->decode($r->{content}) }], ['SAP'],
 $r = $t->http('GET', '/demo/prices',
               headers => { Authorization => 'Bearer 7fffffff.00' });
 is($r->{status}, 401, 'demo prices with a forged token: 401');
+
+# count=5000: S0001..S5000, byte order numeric, to the module too
+
+$r = $t->get('/many/prices');
+my $many = eval { $json->decode($r->{content}) } // [];
+is(scalar @$many, 5000, 'count=5000: 5000 records');
+my @names = map { $_->{symbol} } @$many;
+is_deeply(\@names, [map { sprintf 'S%04d', $_ } 1 .. 5000],
+          'count=5000: S0001 to S5000, in order');
+ok(!(grep { $_->{price} !~ /^\d+(\.\d{1,4})?$/ } @$many),
+   'prices quoted with at most 4 decimals');
+
+ok($t->wait_status('symbols', 5000, 10, '/many/status'),
+   'a zone polling it holds 5000 symbols');
+is(scalar @{ $t->get_json('/many/api/StockPrice') // [] }, 5000,
+   'and serves 5000 records');
 
 $t->done;
 
