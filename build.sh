@@ -7,6 +7,8 @@
 # ./build.sh test    build if needed, run the unit tests (tests/), the
 #                    parser's fuzzer for FUZZ_TIME seconds (default 30) and
 #                    the integration tests (t/)
+# ./build.sh bench   build if needed, run bench/bench.pl: the module side by
+#                    side with nginx's own ceilings (figures, no assertions)
 # ./build.sh valgrind [t/FILE.t ...]
 #                    the integration tests (all, or those named) with nginx
 #                    under valgrind: fails on invalid reads, writes or frees
@@ -22,7 +24,7 @@ NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 
 PACKAGES="nginx nginx-dev libcurl4-openssl-dev libcjson-dev libcmocka-dev
           gcc make clang perl libtest-simple-perl libhttp-tiny-perl
-          libpcre2-dev libssl-dev zlib1g-dev valgrind"
+          libpcre2-dev libssl-dev zlib1g-dev valgrind wrk"
 
 log() { printf '%s\n' "build.sh: $*" >&2; }
 
@@ -170,7 +172,10 @@ case "${1:-build}" in
     build)  build_module ;;
     run)    run_demo ;;
     test)   run_tests ;;
+    bench)  build_module
+            STOCKPRICE_MODULE="$MODULE" NGINX_BIN="$NGINX_BIN" \
+                perl "$ROOT/bench/bench.pl" ;;
     valgrind) run_valgrind "$@" ;;
-    *)      echo "usage: $0 [build|run|test|valgrind [t/FILE.t ...]]" >&2
+    *)      echo "usage: $0 [build|run|test|bench|valgrind [t/FILE.t ...]]" >&2
             exit 2 ;;
 esac

@@ -131,6 +131,18 @@ ngx_http_stockprice_lease_acquire(ngx_http_stockprice_ctx_t *ctx,
     if (sh->scheduled) {
         left = (ngx_msec_int_t) (sh->next_refresh - now);
 
+        /*
+         * a reload may have shortened the interval: after a success it
+         * counts from the end of the last refresh at once
+         */
+
+        if (sh->consecutive_failures == 0
+            && (ngx_msec_int_t) (sh->last_end + ctx->feed->interval - now)
+               < left)
+        {
+            left = (ngx_msec_int_t) (sh->last_end + ctx->feed->interval - now);
+        }
+
         if (left > 0) {
             ngx_shmtx_unlock(&ctx->shpool->mutex);
             *wait = left;
@@ -212,6 +224,7 @@ ngx_http_stockprice_lease_release(ngx_http_stockprice_ctx_t *ctx,
     }
 
     sh->next_refresh = ngx_current_msec + delay;
+    sh->last_end = ngx_current_msec;
     sh->scheduled = 1;
 
     if (sh->lease_pid == ngx_pid) {

@@ -60,6 +60,7 @@ typedef struct {
     ngx_pid_t                       lease_pid;
     ngx_msec_t                      lease_deadline;
     ngx_msec_t                      next_refresh;
+    ngx_msec_t                      last_end;   /* of the last refresh */
     ngx_uint_t                      scheduled;  /* next_refresh is set */
 
     u_char                         *token;      /* slab, NULL: none */

@@ -127,6 +127,16 @@ is($up->stats->{prices}, $stats->{prices}, 'no refresh caused by reloads');
 diag(sprintf('20 reloads: %d requests, %d failed; slowest old-worker exit '
      . '%.3f s', $total, $fail, $slowest)) if $ENV{TEST_VERBOSE};
 
+# a reload with a shorter interval applies it at once (counted from the
+# end of the last refresh), with the token kept
+
+$t->write_config($t->read_file('nginx.conf')
+                 =~ s/interval=30s/interval=200ms/r);
+ok($t->reload(1), 'reloaded with interval=200ms');
+ok($t->wait_for(sub { $up->stats->{prices} >= $stats->{prices} + 3 }, 3),
+   'the shorter interval applies at once: 3 refreshes within 3 s');
+is($up->stats->{auth}, $stats->{auth}, 'and no auth call');
+
 $after = $up->stats;
 
 # quit while a prices request hangs: a zone of a new size starts empty,

@@ -1,0 +1,503 @@
+#!/usr/bin/perl
+
+# ./build.sh bench: the module side by side with nginx's own ceilings, in
+# one run, on this machine.  Prints figures; asserts nothing.
+#
+#   throughput   wrk (keep-alive) in alternating rounds A B C A B C ...
+#                against one nginx (worker_processes 1, access_log off):
+#                the module's list, "return 200" with the very same bytes,
+#                a static file of the same bytes (sendfile); 3 symbols and
+#                5,000 symbols (where "return" cannot hold 900 KB), and
+#                GET /api/StockPrice/SYM at 5,000 symbols.  Per round: req/s
+#                and the worker's CPU time per request (/proc/PID/schedstat)
+#   refresh      worker CPU per refresh of 5,000 records (interval=200ms,
+#                no clients), minus the same worker idle
+#   zone         bytes per record at history=1 (5,000 symbols) and
+#                history=100 (500 symbols, 100 refreshes)
+#   latency      wrk --latency p50/p99/max of GET /api/StockPrice/S2500
+#                while 5,000 records are refreshed every 200 ms, and idle
+#
+# The feeds run in a second nginx, so that making 5,000 prices does not
+# count as the module's work.
+#
+# Environment: NGINX_BIN, STOCKPRICE_MODULE, BENCH_ROUNDS (5),
+# BENCH_SECONDS (3 per wrk run), BENCH_KEEP=1 keeps the temp directory.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Socket::INET;
+use JSON::PP;
+use POSIX qw(strftime);
+use Time::HiRes qw(sleep time);
+
+my $ROOT = abs_path(dirname(__FILE__) . '/..');
+my $NGINX = $ENV{NGINX_BIN} || '/usr/sbin/nginx';
+my $MODULE = $ENV{STOCKPRICE_MODULE}
+             || "$ROOT/build/ngx_http_stockprice_module.so";
+my $ROUNDS = $ENV{BENCH_ROUNDS} || 5;
+my $SECONDS = $ENV{BENCH_SECONDS} || 3;
+
+my $dir = tempdir('stockprice-bench-XXXXXX', TMPDIR => 1,
+                  CLEANUP => !$ENV{BENCH_KEEP});
+chmod 0755, $dir;    # the workers (nobody) read the static files
+
+my $ua = HTTP::Tiny->new(timeout => 10, keep_alive => 0);
+my $json = JSON::PP->new;
+my @started;
+
+$SIG{INT} = $SIG{TERM} = sub { stop_all(); exit 1 };
+
+END { stop_all() }
+
+
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                  LocalPort => 0, ReuseAddr => 1)
+        or die "no free port: $!";
+    my $p = $s->sockport;
+    close $s;
+    return $p;
+}
+
+my ($UP, $PORT) = (free_port(), free_port());
+
+
+sub slurp {
+    my ($f) = @_;
+    open my $fh, '<', $f or return '';
+    binmode $fh;
+    local $/;
+    my $c = <$fh>;
+    close $fh;
+    return $c;
+}
+
+
+sub spit {
+    my ($f, $c) = @_;
+    open my $fh, '>', $f or die "$f: $!";
+    binmode $fh;
+    print $fh $c;
+    close $fh;
+}
+
+
+sub common {
+    my ($name) = @_;
+
+    my $temps = join '', map { "    ${_}_temp_path $dir/${_}_temp_$name;\n" }
+                         qw(client_body proxy fastcgi uwsgi scgi);
+
+    return "load_module $MODULE;\n"
+           . "daemon on;\npid $dir/$name.pid;\n"
+           . "error_log $dir/$name.error.log notice;\n"
+           . "worker_processes 1;\n"
+           . "events { worker_connections 1024; }\n"
+           . "http {\n$temps    access_log off;\n"
+           . "    keepalive_requests 1000000;\n";
+}
+
+
+sub pid_of { my $p = slurp("$dir/$_[0].pid"); return $p =~ /(\d+)/ ? $1 : 0 }
+
+
+sub worker_of {
+    my ($name) = @_;
+
+    my $master = pid_of($name) or return 0;
+
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        my $l = slurp($stat);
+        return $1 if $l =~ /^(\d+) \(nginx\) \S+ (\d+)/ && $2 == $master;
+    }
+
+    return 0;
+}
+
+
+sub wait_until {
+    my ($code, $timeout) = @_;
+    my $end = time + $timeout;
+    while (time < $end) {
+        my $r = $code->();
+        return $r if $r;
+        sleep 0.05;
+    }
+    return 0;
+}
+
+
+sub start {
+    my ($name, $conf) = @_;
+
+    spit("$dir/$name.conf", $conf);
+
+    my $out = `$NGINX -p $dir/ -c $dir/$name.conf 2>&1`;
+    die "nginx ($name) did not start: $out" if $?;
+
+    push @started, $name unless grep { $_ eq $name } @started;
+
+    wait_until(sub { worker_of($name) }, 5) or die "no worker ($name)";
+}
+
+
+sub stop {
+    my ($name) = @_;
+
+    my $pid = pid_of($name) or return;
+    kill 'QUIT', $pid;
+    wait_until(sub { !kill(0, $pid) || slurp("/proc/$pid/stat") =~ /\) Z/ },
+               10);
+    @started = grep { $_ ne $name } @started;
+}
+
+
+sub stop_all { stop($_) for @started }
+
+
+sub reload {
+    my ($name, $conf) = @_;
+
+    my $old = worker_of($name);
+
+    spit("$dir/$name.conf", $conf);
+    kill 'HUP', pid_of($name);
+
+    wait_until(sub { my $w = worker_of($name); $w && $w != $old }, 10)
+        or die "reload ($name) failed";
+    wait_until(sub { !kill(0, $old) || slurp("/proc/$old/stat") =~ /\) Z/ },
+               10);
+}
+
+
+sub get { $ua->get("http://127.0.0.1:$PORT$_[0]") }
+
+
+sub status {
+    my ($zone) = @_;
+    my $r = get("/status/$zone");
+    return $r->{success} ? $json->decode($r->{content}) : {};
+}
+
+
+sub cpu_ns {
+    my ($pid) = @_;
+    my ($ns) = split ' ', slurp("/proc/$pid/schedstat");
+    return $ns // 0;
+}
+
+
+# one wrk run: req/s, requests, worker CPU ns, latency (us) p50 p99 max
+
+sub wrk {
+    my ($path, %o) = @_;
+
+    my $w = worker_of('module');
+    my $c0 = cpu_ns($w);
+    my $out = `wrk -t1 -c$o{c} -d$o{d}s --latency http://127.0.0.1:$PORT$path 2>&1`;
+    my $c1 = cpu_ns($w);
+
+    my ($rps) = $out =~ /Requests\/sec:\s+([\d.]+)/;
+    my ($n) = $out =~ /(\d+) requests in/;
+    my ($errors) = $out =~ /Non-2xx or 3xx responses: (\d+)/;
+    my %lat;
+
+    for my $q (qw(50 99)) {
+        $lat{$q} = us($1, $2) if $out =~ /^\s+$q%\s+([\d.]+)(us|ms|s)\b/m;
+    }
+
+    $lat{max} = us($1, $2)
+        if $out =~ /^\s+Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)\b/m;
+
+    die "wrk failed on $path:\n$out" unless $rps && $n;
+    die "wrk: $errors non-2xx answers on $path" if $errors;
+
+    return { rps => $rps, n => $n, cpu => ($c1 - $c0) / $n / 1000,
+             lat => \%lat };
+}
+
+
+sub us {
+    my ($v, $unit) = @_;
+    return $v * ($unit eq 's' ? 1e6 : $unit eq 'ms' ? 1e3 : 1);
+}
+
+
+sub median {
+    my @s = sort { $a <=> $b } @_;
+    return @s % 2 ? $s[$#s / 2] : ($s[@s / 2 - 1] + $s[@s / 2]) / 2;
+}
+
+
+sub range {
+    my ($fmt, @v) = @_;
+    my @s = sort { $a <=> $b } @v;
+    return sprintf "$fmt ($fmt–$fmt)", median(@v), $s[0], $s[-1];
+}
+
+
+sub nginx_string {
+    my ($s) = @_;
+    die "a body with \$ cannot be a return string\n" if $s =~ /\$/;
+    $s =~ s/([\\'])/\\$1/g;
+    return "'$s'";
+}
+
+
+# the feeds: 3 symbols, 5,000 symbols, 500 symbols
+
+start('feeds', common('feeds') . <<"EOF");
+    server {
+        listen 127.0.0.1:$UP;
+        location /small/ { stockprice_demo_feed; }
+        location /big/ { stockprice_demo_feed count=5000; }
+        location /mid/ { stockprice_demo_feed count=500; }
+    }
+}
+EOF
+
+# the module under test, first with placeholders for the ceilings
+
+sub module_conf {
+    my ($ret_small, %o) = @_;
+
+    my $big = $o{big} // '1h';
+    my $mid = $o{mid} // '1h';
+    my $history = $o{history} // 1;
+
+    return common('module') . <<"EOF";
+    sendfile on;
+    tcp_nopush on;
+
+    stockprice_poll http://127.0.0.1:$UP/small/prices zone=small:1m
+                    interval=1h;
+    stockprice_poll http://127.0.0.1:$UP/big/prices zone=big:32m
+                    interval=$big max_size=4m;
+    stockprice_poll http://127.0.0.1:$UP/mid/prices zone=mid:32m
+                    interval=$mid history=$history max_size=4m;
+
+    # never gets data: what a 32m zone uses empty
+    stockprice_poll http://127.0.0.1:$UP/none zone=empty:32m interval=1h;
+
+    server {
+        listen 127.0.0.1:$PORT;
+
+        location /api/StockPrice { stockprice small; }
+        location = /return/small {
+            default_type application/json;
+            return 200 $ret_small;
+        }
+        location = /static/small.json { root $dir; }
+
+        location /big/api/StockPrice { stockprice big; }
+        location = /static/big.json { root $dir; }
+
+        location /status/ {
+            location = /status/small { stockprice_status small; }
+            location = /status/big { stockprice_status big; }
+            location = /status/mid { stockprice_status mid; }
+            location = /status/empty { stockprice_status empty; }
+        }
+    }
+}
+EOF
+}
+
+mkdir "$dir/static";
+
+my $t0 = time;
+
+start('module', module_conf("'[]'"));
+
+for my $z (qw(small big mid)) {
+    wait_until(sub { (status($z)->{refreshes} // 0) >= 1 }, 15)
+        or die "zone $z: no refresh\n" . slurp("$dir/module.error.log");
+}
+
+my %body;
+
+for my $s (['small', '/api/StockPrice'], ['big', '/big/api/StockPrice']) {
+    my ($name, $path) = @$s;
+    my $r = get($path);
+    die "$path: $r->{status}" unless $r->{success};
+    $body{$name} = $r->{content};
+    spit("$dir/static/$name.json", $body{$name});
+}
+
+reload('module', module_conf(nginx_string($body{small})));
+
+for my $c (['module list, 3 symbols', '/api/StockPrice', 'small'],
+           ['return 200, same bytes', '/return/small', 'small'],
+           ['static file, same bytes', '/static/small.json', 'small'],
+           ['module list, 5,000 symbols', '/big/api/StockPrice', 'big'],
+           ['static file, same bytes', '/static/big.json', 'big'])
+{
+    my ($what, $path, $name) = @$c;
+    get($path)->{content} eq $body{$name}
+        or die "$what: not the same bytes as the module's list";
+}
+
+my $sym = get('/big/api/StockPrice/S2500');
+die 'per-symbol GET failed' unless $sym->{success};
+
+printf "stockprice benchmark, %s\n", strftime('%Y-%m-%d %H:%M UTC', gmtime);
+printf "bodies: 3 symbols %d bytes, 5,000 symbols %d bytes, "
+       . "/api/StockPrice/S2500 %d bytes\n",
+       length $body{small}, length $body{big}, length $sym->{content};
+printf "wrk -t1 -c16 -d%ds per run, %d rounds, alternating; "
+       . "CPU = nginx worker time per request\n\n", $SECONDS, $ROUNDS;
+
+# throughput, alternating rounds
+
+my @groups = (
+    [ '3 symbols', [ [ 'module', '/api/StockPrice' ],
+                     [ 'return 200', '/return/small' ],
+                     [ 'static', '/static/small.json' ] ] ],
+    [ '5,000 symbols', [ [ 'module', '/big/api/StockPrice' ],
+                         [ 'static', '/static/big.json' ] ] ],
+    [ '5,000 symbols, one symbol',
+      [ [ 'module', '/big/api/StockPrice/S2500' ] ] ],
+);
+
+my %res;
+
+for my $g (@groups) {
+    my ($gname, $targets) = @$g;
+
+    for my $round (1 .. $ROUNDS) {
+        for my $tg (@$targets) {
+            my $r = wrk($tg->[1], c => 16, d => $SECONDS);
+            push @{ $res{$gname}{ $tg->[0] }{rps} }, $r->{rps};
+            push @{ $res{$gname}{ $tg->[0] }{cpu} }, $r->{cpu};
+        }
+    }
+
+    print "$gname\n";
+    printf "  %-12s %28s %26s\n", '', 'req/s median (min–max)',
+           'CPU us/req median (min–max)';
+
+    for my $tg (@$targets) {
+        my $x = $res{$gname}{ $tg->[0] };
+        printf "  %-12s %28s %26s\n", $tg->[0], range('%.0f', @{ $x->{rps} }),
+               range('%.2f', @{ $x->{cpu} });
+    }
+
+    my $m = $res{$gname}{module};
+
+    for my $tg (@$targets[1 .. $#$targets]) {
+        my $x = $res{$gname}{ $tg->[0] };
+        printf "  module / %-10s req/s %.3f, CPU per request %.3f\n",
+               $tg->[0], median(@{ $m->{rps} }) / median(@{ $x->{rps} }),
+               median(@{ $m->{cpu} }) / median(@{ $x->{cpu} });
+    }
+
+    print "\n";
+}
+
+# zone bytes per record, history=1: 5,000 symbols
+
+my $big = status('big');
+my $empty = status('empty');
+
+# refresh cost: 5,000 records refreshed every 200 ms, no clients; the idle
+# worker over as long a time is the baseline
+
+my $w = worker_of('module');
+my $c0 = cpu_ns($w);
+sleep 3;
+my $idle_per_s = (cpu_ns($w) - $c0) / 3;
+
+my $ret = nginx_string($body{small});
+
+reload('module', module_conf($ret, big => '200ms'));
+
+wait_until(sub { (status('big')->{refreshes} // 0) >= $big->{refreshes} + 2 },
+           15) or die 'no refreshes';
+
+$w = worker_of('module');
+my $r0 = status('big');
+$c0 = cpu_ns($w);
+my $start = time;
+sleep 6;
+my $c1 = cpu_ns($w);
+my $took = time - $start;
+my $r1 = status('big');
+my $nref = $r1->{refreshes} - $r0->{refreshes};
+
+my $per = ($c1 - $c0 - $idle_per_s * $took) / 1e6 / $nref;
+
+print "refresh\n";
+printf "  worker CPU per refresh of 5,000 records: %.2f ms "
+       . "(%d refreshes in %.1f s, the idle worker's %.3f ms/s "
+       . "subtracted)\n\n", $per, $nref, $took, $idle_per_s / 1e6;
+
+# latency with refreshes every 200 ms, then idle, then again
+
+my %lat;
+my %quiet = (busy => 0, idle => 0);
+
+for my $k (qw(busy idle busy idle)) {
+    reload('module', module_conf($ret, big => $k eq 'busy' ? '200ms' : '1h'))
+        if $k ne 'busy' || %lat;
+
+    # a new interval counts from the next refresh
+    sleep 0.5;
+
+    my $n0 = status('big')->{refreshes};
+    my $r = wrk('/big/api/StockPrice/S2500', c => 8, d => 5);
+    $quiet{$k} += status('big')->{refreshes} - $n0;
+
+    push @{ $lat{$k}{$_} }, $r->{lat}{$_} for qw(50 99 max);
+}
+
+print "latency of GET /big/api/StockPrice/S2500 (wrk -t1 -c8, 2 x 5 s "
+      . "each, alternating)\n";
+for my $k (qw(idle busy)) {
+    printf "  %-44s p50 %6.0f us  p99 %6.0f us  max %6.0f us\n",
+           $k eq 'idle'
+               ? "refreshes idle ($quiet{idle} during the runs)"
+               : "refreshing 5,000 records every 200 ms ($quiet{busy})",
+           median(@{ $lat{$k}{50} }), median(@{ $lat{$k}{99} }),
+           (sort { $b <=> $a } @{ $lat{$k}{max} })[0];
+}
+printf "  p99 refreshing / idle: %.2f\n\n",
+       median(@{ $lat{busy}{99} }) / median(@{ $lat{idle}{99} });
+
+# history=100: 500 symbols refreshed until each has 100 records
+
+reload('module', module_conf($ret, mid => '50ms', history => 100));
+
+wait_until(sub { (status('mid')->{records} // 0) >= 500 * 100 }, 90)
+    or warn "history=100: only " . status('mid')->{records} . " records\n";
+
+my $mid = status('mid');
+
+print "zone (bytes used beyond an empty zone of the same size)\n";
+printf "  history=1, %d symbols, %d records: %d bytes, %.1f per record\n",
+       $big->{symbols}, $big->{records},
+       $big->{zoneBytesUsed} - $empty->{zoneBytesUsed},
+       ($big->{zoneBytesUsed} - $empty->{zoneBytesUsed}) / $big->{records};
+printf "  history=100, %d symbols, %d records: %d bytes, %.1f per record\n",
+       $mid->{symbols}, $mid->{records},
+       $mid->{zoneBytesUsed} - $empty->{zoneBytesUsed},
+       ($mid->{zoneBytesUsed} - $empty->{zoneBytesUsed}) / $mid->{records};
+printf "  a record as served: %.1f bytes of JSON (list of 5,000 / 5,000)\n\n",
+       length($body{big}) / 5000;
+
+# the machine
+
+my ($model) = slurp('/proc/cpuinfo') =~ /^model name\s*:\s*(.*)$/m;
+my $ncpu = () = slurp('/proc/cpuinfo') =~ /^processor\s*:/mg;
+my $kernel = (split ' ', slurp('/proc/version'))[2];
+my $nv = `$NGINX -v 2>&1`;
+chomp $nv;
+
+printf "machine: %d CPUs, %s, Linux %s, %s; bench took %.0f s\n",
+       $ncpu, $model // '?', $kernel // '?', $nv, time - $t0;
+
+stop_all();
