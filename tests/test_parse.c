@@ -1247,11 +1247,89 @@ test_check_credentials(void **state)
 #undef CHECK
 
 
+/*
+ * cJSON's arena: a body of tiny elements needs far more nodes than its
+ * size suggests (extra chunks), a bigger body after it a bigger block, and
+ * every parse after those gives what it should
+ */
+
+static void
+test_arena_grows(void **state)
+{
+    int                                 round;
+    char                               *buf, *p;
+    size_t                              i, n, len;
+    ngx_http_stockprice_record_t       *recs;
+    ngx_http_stockprice_parse_stats_t   st;
+
+    (void) state;
+
+    buf = malloc(64 * 20000 + 16);
+    assert_non_null(buf);
+
+    for (round = 0; round < 3; round++) {
+
+        /* [1,1,...]: 100,001 nodes for 200 KB */
+
+        p = buf;
+        *p++ = '[';
+        for (i = 0; i < 100000; i++) {
+            *p++ = '1';
+            *p++ = ',';
+        }
+        *p++ = '1';
+        *p++ = ']';
+        len = p - buf;
+
+        assert_int_equal(ngx_http_stockprice_parse_prices(buf, len, NULL, 0,
+                                                          &recs, &n, &st),
+                         NGX_HTTP_STOCKPRICE_PARSE_OK);
+        assert_int_equal(n, 0);
+        assert_int_equal(st.total, 100001);
+        assert_int_equal(st.not_object, 100001);
+
+        /* then 20,000 records */
+
+        p = buf;
+        *p++ = '[';
+        for (i = 0; i < 20000; i++) {
+            p += sprintf(p, "%s{\"symbol\":\"S%05zu\",\"price\":%zu.25}",
+                         i ? "," : "", i, i);
+        }
+        *p++ = ']';
+        len = p - buf;
+
+        assert_int_equal(ngx_http_stockprice_parse_prices(buf, len, NULL, 0,
+                                                          &recs, &n, &st),
+                         NGX_HTTP_STOCKPRICE_PARSE_OK);
+        assert_int_equal(n, 20000);
+        assert_string_equal(recs[19999].symbol, "S19999");
+        assert_true(recs[19999].price == 19999.25);
+        free(recs);
+
+        /* and a small one */
+
+        strcpy(buf, "[{\"symbol\":\"MSFT\",\"price\":14.7}]");
+
+        assert_int_equal(ngx_http_stockprice_parse_prices(buf, strlen(buf),
+                                                          NULL, 0, &recs, &n,
+                                                          &st),
+                         NGX_HTTP_STOCKPRICE_PARSE_OK);
+        assert_int_equal(n, 1);
+        assert_true(recs[0].price == 14.7);
+        free(recs);
+    }
+
+    free(buf);
+}
+
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_records),
+        cmocka_unit_test(test_arena_grows),
         cmocka_unit_test(test_numeric_string_prices),
         cmocka_unit_test(test_bad_prices_skipped),
         cmocka_unit_test(test_bad_symbols_skipped),
