@@ -55,6 +55,9 @@ static void ngx_http_stockprice_arena_end(cJSON *root);
 static void *ngx_http_stockprice_arena_alloc(size_t size);
 static void ngx_http_stockprice_arena_free(void *p);
 static cJSON *ngx_http_stockprice_json(const char *buf, size_t len);
+static int ngx_http_stockprice_parse_whole(ngx_http_stockprice_parser_t *p);
+static int ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p,
+    cJSON *root);
 static char *ngx_http_stockprice_copy(const char *buf, size_t len);
 static void ngx_http_stockprice_wipe(char *buf, size_t len);
 static void ngx_http_stockprice_patch_nul(char *buf, size_t len);
@@ -114,80 +117,308 @@ ngx_http_stockprice_parse_prices(char *buf, size_t len,
     ngx_http_stockprice_record_t **records, size_t *nrecords,
     ngx_http_stockprice_parse_stats_t *stats)
 {
-    size_t                           i, n, size;
-    cJSON                           *root, *item;
-    ngx_http_stockprice_record_t    *out;
-    ngx_http_stockprice_sortable_t  *all, *p;
+    int                            rc;
+    ngx_http_stockprice_parser_t   parser;
 
-    memset(stats, 0, sizeof(ngx_http_stockprice_parse_stats_t));
-    *records = NULL;
-    *nrecords = 0;
+    ngx_http_stockprice_parse_start(&parser, buf, len, filter, nfilter);
+
+    do {
+        rc = ngx_http_stockprice_parse_step(&parser, (size_t) -1);
+    } while (rc == NGX_HTTP_STOCKPRICE_PARSE_AGAIN);
+
+    if (rc == NGX_HTTP_STOCKPRICE_PARSE_OK) {
+        rc = ngx_http_stockprice_parse_done(&parser, records, nrecords);
+
+    } else {
+        ngx_http_stockprice_parse_abort(&parser);
+        *records = NULL;
+        *nrecords = 0;
+    }
+
+    *stats = parser.stats;
+
+    return rc;
+}
+
+
+void
+ngx_http_stockprice_parse_start(ngx_http_stockprice_parser_t *p, char *buf,
+    size_t len, const ngx_http_stockprice_str_t *filter, size_t nfilter)
+{
+    size_t  i;
+
+    memset(p, 0, sizeof(ngx_http_stockprice_parser_t));
+
+    p->buf = buf;
+    p->len = len;
+    p->filter = filter;
+    p->nfilter = nfilter;
 
     ngx_http_stockprice_patch_nul(buf, len);
 
-    ngx_http_stockprice_arena_start(len);
+    for (i = 0; i < len; i++) {
+        if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n'
+            && buf[i] != '\r')
+        {
+            break;
+        }
+    }
 
-    root = ngx_http_stockprice_json(buf, len);
-    if (root == NULL) {
-        ngx_http_stockprice_arena_end(NULL);
+    /* an array is cut into chunks; anything else is parsed whole */
+
+    if (i < len && buf[i] == '[') {
+        p->chunked = 1;
+        p->pos = i + 1;
+    }
+}
+
+
+/*
+ * The next chunk: whole elements of the top array from p->pos, at least
+ * "budget" bytes of them if there are, parsed by cJSON as an array of
+ * their own ("[" and "]" put in place of the separators around them for
+ * the time of the parse).  The separators are found by a scan that knows
+ * strings and nesting, so no element is ever cut.
+ */
+
+int
+ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
+    size_t budget)
+{
+    int            rc, last;
+    char          *buf, open, close;
+    size_t         start, i, depth, len;
+    cJSON         *root;
+    unsigned char  c;
+
+    if (!p->chunked) {
+        return ngx_http_stockprice_parse_whole(p);
+    }
+
+    buf = p->buf;
+    len = p->len;
+    start = p->pos;
+    depth = 1;
+    last = 0;
+
+    for (i = start; i < len; i++) {
+        c = (unsigned char) buf[i];
+
+        if (c == '"') {
+            /* to the closing quote, past escaped bytes */
+
+            for (i++; i < len && buf[i] != '"'; i++) {
+                if (buf[i] == '\\') {
+                    i++;
+                }
+            }
+
+            if (i >= len) {
+                break;
+            }
+
+            continue;
+        }
+
+        if (c == '[' || c == '{') {
+            depth++;
+            continue;
+        }
+
+        if (c == ']' || c == '}') {
+            if (--depth == 0) {
+                last = 1;
+                break;
+            }
+
+            continue;
+        }
+
+        if (c == ',' && depth == 1 && i - start >= budget) {
+            break;
+        }
+    }
+
+    if (i >= len || (last && buf[i] != ']')) {
+        /* truncated, or the top array closed by a "}" */
         return NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
     }
 
-    if (!cJSON_IsArray(root)) {
-        ngx_http_stockprice_arena_end(root);
-        return NGX_HTTP_STOCKPRICE_PARSE_NOT_ARRAY;
+    /* the top array's "]", then white space only */
+
+    if (last) {
+        for (p->pos = i + 1; p->pos < len; p->pos++) {
+            c = (unsigned char) buf[p->pos];
+
+            if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+                return NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
+            }
+        }
     }
 
     /*
-     * Room grows with the records kept, not with the elements seen:
-     * a body of "[1,1,1,...]" costs no record slots.
+     * no empty element: "[1,]" and "[,1]" are not JSON, "[ ]" is; white
+     * space as cJSON skips it, any byte up to 0x20
      */
 
-    all = NULL;
-    size = 0;
-    n = 0;
-
-    cJSON_ArrayForEach(item, root) {
-        stats->total++;
-
-        if (n == size) {
-            size = size ? 2 * size : 16;
-
-            p = realloc(all, size * sizeof(ngx_http_stockprice_sortable_t));
-            if (p == NULL) {
-                free(all);
-                ngx_http_stockprice_arena_end(root);
-                return NGX_HTTP_STOCKPRICE_PARSE_NOMEM;
-            }
-
-            all = p;
+    for (len = start; len < i; len++) {
+        if ((unsigned char) buf[len] > ' ') {
+            break;
         }
+    }
 
-        if (!ngx_http_stockprice_record(item, &all[n].rec, stats)) {
-            continue;
-        }
+    if (len == i && (p->chunks || !last)) {
+        return NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
+    }
 
-        if (nfilter
-            && !ngx_http_stockprice_wanted(filter, nfilter, all[n].rec.symbol,
-                                           all[n].rec.symbol_len))
-        {
-            stats->filtered++;
-            continue;
-        }
+    p->chunks++;
 
-        all[n].index = n;
-        n++;
+    open = buf[start - 1];
+    close = buf[i];
+    buf[start - 1] = '[';
+    buf[i] = ']';
+
+    ngx_http_stockprice_arena_start(i - start + 2);
+
+    root = ngx_http_stockprice_json(buf + start - 1, i - start + 2);
+
+    buf[start - 1] = open;
+    buf[i] = close;
+
+    if (root == NULL || !cJSON_IsArray(root)) {
+        ngx_http_stockprice_arena_end(root);
+        return NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
+    }
+
+    rc = ngx_http_stockprice_parse_items(p, root);
+
+    ngx_http_stockprice_arena_end(root);
+
+    if (rc != NGX_HTTP_STOCKPRICE_PARSE_OK) {
+        return rc;
+    }
+
+    if (last) {
+        return NGX_HTTP_STOCKPRICE_PARSE_OK;
+    }
+
+    p->pos = i + 1;
+
+    return NGX_HTTP_STOCKPRICE_PARSE_AGAIN;
+}
+
+
+/* not an array: cJSON says whether it is JSON at all */
+
+static int
+ngx_http_stockprice_parse_whole(ngx_http_stockprice_parser_t *p)
+{
+    int     rc;
+    cJSON  *root;
+
+    ngx_http_stockprice_arena_start(p->len);
+
+    root = ngx_http_stockprice_json(p->buf, p->len);
+
+    if (root == NULL) {
+        rc = NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
+
+    } else if (!cJSON_IsArray(root)) {
+        rc = NGX_HTTP_STOCKPRICE_PARSE_NOT_ARRAY;
+
+    } else {
+        rc = ngx_http_stockprice_parse_items(p, root);
     }
 
     ngx_http_stockprice_arena_end(root);
+
+    return rc;
+}
+
+
+/*
+ * The records of one parsed array.  Room grows with the records kept, not
+ * with the elements seen: a body of "[1,1,1,...]" costs no record slots.
+ */
+
+static int
+ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p, cJSON *root)
+{
+    cJSON                           *item;
+    ngx_http_stockprice_sortable_t  *all, *rec;
+
+    cJSON_ArrayForEach(item, root) {
+        p->stats.total++;
+
+        if (p->n == p->size) {
+            p->size = p->size ? 2 * p->size : 16;
+
+            all = realloc(p->all,
+                          p->size * sizeof(ngx_http_stockprice_sortable_t));
+            if (all == NULL) {
+                return NGX_HTTP_STOCKPRICE_PARSE_NOMEM;
+            }
+
+            p->all = all;
+        }
+
+        rec = (ngx_http_stockprice_sortable_t *) p->all + p->n;
+
+        if (!ngx_http_stockprice_record(item, &rec->rec, &p->stats)) {
+            continue;
+        }
+
+        if (p->nfilter
+            && !ngx_http_stockprice_wanted(p->filter, p->nfilter,
+                                           rec->rec.symbol,
+                                           rec->rec.symbol_len))
+        {
+            p->stats.filtered++;
+            continue;
+        }
+
+        rec->index = p->n;
+        p->n++;
+    }
+
+    return NGX_HTTP_STOCKPRICE_PARSE_OK;
+}
+
+
+/*
+ * After the last step: the records sorted by symbol, one per symbol (of
+ * several the last one in the body wins), in *records (free() it).
+ */
+
+int
+ngx_http_stockprice_parse_done(ngx_http_stockprice_parser_t *p,
+    ngx_http_stockprice_record_t **records, size_t *nrecords)
+{
+    size_t                           i, n;
+    ngx_http_stockprice_record_t    *out;
+    ngx_http_stockprice_sortable_t  *all;
+
+    all = p->all;
+    n = p->n;
+
+    p->all = NULL;
+    *records = NULL;
+    *nrecords = 0;
 
     if (n == 0) {
         free(all);
         return NGX_HTTP_STOCKPRICE_PARSE_OK;
     }
 
-    qsort(all, n, sizeof(ngx_http_stockprice_sortable_t),
-          ngx_http_stockprice_cmp_sortable);
+    /* most upstreams send their symbols sorted already */
+
+    for (i = 1; i < n; i++) {
+        if (ngx_http_stockprice_cmp_sortable(&all[i - 1], &all[i]) > 0) {
+            qsort(all, n, sizeof(ngx_http_stockprice_sortable_t),
+                  ngx_http_stockprice_cmp_sortable);
+            break;
+        }
+    }
 
     out = malloc(n * sizeof(ngx_http_stockprice_record_t));
     if (out == NULL) {
@@ -205,19 +436,27 @@ ngx_http_stockprice_parse_prices(char *buf, size_t len,
                                               all[i + 1].rec.symbol_len)
                == 0)
         {
-            stats->duplicate++;
+            p->stats.duplicate++;
             continue;
         }
 
-        out[stats->accepted++] = all[i].rec;
+        out[p->stats.accepted++] = all[i].rec;
     }
 
     free(all);
 
     *records = out;
-    *nrecords = stats->accepted;
+    *nrecords = p->stats.accepted;
 
     return NGX_HTTP_STOCKPRICE_PARSE_OK;
+}
+
+
+void
+ngx_http_stockprice_parse_abort(ngx_http_stockprice_parser_t *p)
+{
+    free(p->all);
+    p->all = NULL;
 }
 
 

@@ -30,7 +30,8 @@ typedef enum {
     NGX_HTTP_STOCKPRICE_PARSE_NOT_ARRAY,
     NGX_HTTP_STOCKPRICE_PARSE_NOT_OBJECT,
     NGX_HTTP_STOCKPRICE_PARSE_BAD_TOKEN,
-    NGX_HTTP_STOCKPRICE_PARSE_NOMEM
+    NGX_HTTP_STOCKPRICE_PARSE_NOMEM,
+    NGX_HTTP_STOCKPRICE_PARSE_AGAIN
 } ngx_http_stockprice_parse_rc_e;
 
 
@@ -97,6 +98,38 @@ int ngx_http_stockprice_parse_prices(char *buf, size_t len,
     const ngx_http_stockprice_str_t *filter, size_t nfilter,
     ngx_http_stockprice_record_t **records, size_t *nrecords,
     ngx_http_stockprice_parse_stats_t *stats);
+
+/*
+ * The same in steps, for a caller that must not hold its thread for the
+ * whole body: start(), then step() until it returns anything but AGAIN
+ * (each step parses at least "budget" bytes of whole elements, or all
+ * that is left), then done() after OK or abort() after an error.  "buf"
+ * must stay until then; p->stats is filled as it goes.
+ */
+
+typedef struct {
+    char                                *buf;
+    size_t                               len;
+    size_t                               pos;       /* next element */
+    const ngx_http_stockprice_str_t     *filter;
+    size_t                               nfilter;
+    unsigned                             chunked;   /* an array */
+    size_t                               chunks;
+    void                                *all;       /* records so far */
+    size_t                               n;
+    size_t                               size;
+    ngx_http_stockprice_parse_stats_t    stats;
+} ngx_http_stockprice_parser_t;
+
+
+void ngx_http_stockprice_parse_start(ngx_http_stockprice_parser_t *p,
+    char *buf, size_t len, const ngx_http_stockprice_str_t *filter,
+    size_t nfilter);
+int ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
+    size_t budget);
+int ngx_http_stockprice_parse_done(ngx_http_stockprice_parser_t *p,
+    ngx_http_stockprice_record_t **records, size_t *nrecords);
+void ngx_http_stockprice_parse_abort(ngx_http_stockprice_parser_t *p);
 
 /*
  * Parses an auth answer {"token":"...","expiresIn":3600}.  The token must

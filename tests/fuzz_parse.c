@@ -6,8 +6,9 @@
 
 /*
  * libFuzzer entry: every parser on the same bytes, each on its own
- * exact-size copy, and what parse_prices() accepts must render to a body
- * that parses back to the same records (tiered fan-out).
+ * exact-size copy; what parse_prices() accepts must render to a body
+ * that parses back to the same records (tiered fan-out), and the parser
+ * in small steps must come to the very same answer as in one.
  *
  *   make -C tests fuzz && tests/build/fuzz_parse tests/corpus
  */
@@ -29,6 +30,10 @@ static void ngx_http_stockprice_fuzz_prices(const uint8_t *data, size_t size,
     const ngx_http_stockprice_str_t *filter, size_t nfilter);
 static void ngx_http_stockprice_fuzz_round_trip(
     ngx_http_stockprice_record_t *recs, size_t n);
+static void ngx_http_stockprice_fuzz_steps(const uint8_t *data, size_t size,
+    const ngx_http_stockprice_str_t *filter, size_t nfilter, int whole_rc,
+    ngx_http_stockprice_record_t *recs, size_t n,
+    ngx_http_stockprice_parse_stats_t *whole_st);
 
 
 static const ngx_http_stockprice_str_t  ngx_http_stockprice_fuzz_filter[] = {
@@ -124,6 +129,9 @@ ngx_http_stockprice_fuzz_prices(const uint8_t *data, size_t size,
     rc = ngx_http_stockprice_parse_prices(buf, size, filter, nfilter, &recs,
                                           &n, &st);
     free(buf);
+
+    ngx_http_stockprice_fuzz_steps(data, size, filter, nfilter, rc, recs, n,
+                                   &st);
 
     if (rc != NGX_HTTP_STOCKPRICE_PARSE_OK) {
         if (recs != NULL || n != 0) {
@@ -231,4 +239,90 @@ ngx_http_stockprice_fuzz_round_trip(ngx_http_stockprice_record_t *recs,
 
     free(back);
     free(body);
+}
+
+
+/*
+ * The same body in steps of a few bytes (a budget taken from the input, so
+ * that the fuzzer explores the cut points): the same code, and on success
+ * the same records, field by field, and the same counts.
+ */
+
+static void
+ngx_http_stockprice_fuzz_steps(const uint8_t *data, size_t size,
+    const ngx_http_stockprice_str_t *filter, size_t nfilter, int whole_rc,
+    ngx_http_stockprice_record_t *recs, size_t n,
+    ngx_http_stockprice_parse_stats_t *whole_st)
+{
+    int                            rc;
+    char                          *buf;
+    size_t                         i, budget, n2, steps;
+    ngx_http_stockprice_record_t  *recs2, *a, *b;
+    ngx_http_stockprice_parser_t   parser;
+
+    budget = size ? data[size - 1] % 24 : 0;
+
+    buf = ngx_http_stockprice_fuzz_copy(data, size);
+
+    ngx_http_stockprice_parse_start(&parser, buf, size, filter, nfilter);
+
+    steps = 0;
+
+    do {
+        rc = ngx_http_stockprice_parse_step(&parser, budget);
+
+        /* every step but the last parses at least one element */
+        if (++steps > size + 1) {
+            abort();
+        }
+
+    } while (rc == NGX_HTTP_STOCKPRICE_PARSE_AGAIN);
+
+    recs2 = NULL;
+    n2 = 0;
+
+    if (rc == NGX_HTTP_STOCKPRICE_PARSE_OK) {
+        rc = ngx_http_stockprice_parse_done(&parser, &recs2, &n2);
+
+    } else {
+        ngx_http_stockprice_parse_abort(&parser);
+    }
+
+    free(buf);
+
+    if (rc != whole_rc) {
+        abort();
+    }
+
+    if (rc != NGX_HTTP_STOCKPRICE_PARSE_OK) {
+        free(recs2);
+        return;
+    }
+
+    if (n2 != n
+        || memcmp(&parser.stats, whole_st,
+                  sizeof(ngx_http_stockprice_parse_stats_t))
+           != 0)
+    {
+        abort();
+    }
+
+    for (i = 0; i < n; i++) {
+        a = &recs[i];
+        b = &recs2[i];
+
+        if (memcmp(&a->price, &b->price, sizeof(double)) != 0
+            || a->symbol_len != b->symbol_len
+            || memcmp(a->symbol, b->symbol, a->symbol_len) != 0
+            || a->value_time_len != b->value_time_len
+            || memcmp(a->value_time, b->value_time, a->value_time_len) != 0
+            || (b->has_id != 0) != (a->has_id != 0)
+            || (b->has_id
+                && memcmp(a->id, b->id, NGX_HTTP_STOCKPRICE_UUID_LEN) != 0))
+        {
+            abort();
+        }
+    }
+
+    free(recs2);
 }
