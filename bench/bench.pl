@@ -23,7 +23,9 @@
 # with new ids), so that the feed does not compete for the two cores.
 #
 # Environment: NGINX_BIN, STOCKPRICE_MODULE, BENCH_ROUNDS (5),
-# BENCH_SECONDS (3 per wrk run), BENCH_KEEP=1 keeps the temp directory.
+# BENCH_SECONDS (3 per wrk run), BENCH_KEEP=1 keeps the temp directory,
+# BENCH_ONLY=refresh,latency (any of throughput, refresh, latency, zone)
+# runs only those parts.
 
 use strict;
 use warnings;
@@ -44,6 +46,8 @@ my $MODULE = $ENV{STOCKPRICE_MODULE}
              || "$ROOT/build/ngx_http_stockprice_module.so";
 my $ROUNDS = $ENV{BENCH_ROUNDS} || 5;
 my $SECONDS = $ENV{BENCH_SECONDS} || 3;
+my %ONLY = map { $_ => 1 }
+           split /,/, $ENV{BENCH_ONLY} || 'throughput,refresh,latency,zone';
 
 my $dir = tempdir('stockprice-bench-XXXXXX', TMPDIR => 1,
                   CLEANUP => !$ENV{BENCH_KEEP});
@@ -422,7 +426,7 @@ my @groups = (
 
 my %res;
 
-for my $g (@groups) {
+for my $g ($ONLY{throughput} ? @groups : ()) {
     my ($gname, $targets) = @$g;
 
     for my $round (1 .. $ROUNDS) {
@@ -463,12 +467,13 @@ my $empty = status('empty');
 # refresh cost: 5,000 records refreshed every 200 ms, no clients; the idle
 # worker over as long a time is the baseline
 
+my $ret = nginx_string($body{small});
+
+if ($ONLY{refresh}) {
 my $w = worker_of('module');
 my $c0 = cpu_ns($w);
 sleep 3;
 my $idle_per_s = (cpu_ns($w) - $c0) / 3;
-
-my $ret = nginx_string($body{small});
 
 reload('module', module_conf($ret, big => '200ms'));
 
@@ -491,13 +496,14 @@ print "refresh\n";
 printf "  worker CPU per refresh of 5,000 records: %.2f ms "
        . "(%d refreshes in %.1f s, the idle worker's %.3f ms/s "
        . "subtracted)\n\n", $per, $nref, $took, $idle_per_s / 1e6;
+}
 
 # latency with refreshes every 200 ms, then idle, then again
 
 my %lat;
 my %quiet = (busy => 0, idle => 0);
 
-for my $k (qw(busy idle busy idle)) {
+for my $k ($ONLY{latency} ? qw(busy idle busy idle) : ()) {
     reload('module', module_conf($ret, big => $k eq 'busy' ? '200ms' : '1h'))
         if $k ne 'busy' || %lat;
 
@@ -513,6 +519,7 @@ for my $k (qw(busy idle busy idle)) {
     push @{ $lat{"probe $k"}{$_} }, $p->{$_} for qw(50 99 max slow);
 }
 
+if ($ONLY{latency}) {
 print "latency of GET /big/api/StockPrice/S2500 (wrk -t1 -c8, 2 x 5 s "
       . "each, alternating)\n";
 for my $k (qw(idle busy)) {
@@ -542,7 +549,11 @@ printf "  p99 refreshing / idle: %.2f\n\n",
        median(@{ $lat{'probe busy'}{99} })
        / median(@{ $lat{'probe idle'}{99} });
 
+}
+
 # history=100: 500 symbols refreshed until each has 100 records
+
+if ($ONLY{zone}) {
 
 reload('module', module_conf($ret, mid => '50ms', history => 100));
 
@@ -562,6 +573,7 @@ printf "  history=100, %d symbols, %d records: %d bytes, %.1f per record\n",
        ($mid->{zoneBytesUsed} - $empty->{zoneBytesUsed}) / $mid->{records};
 printf "  a record as served: %.1f bytes of JSON (list of 5,000 / 5,000)\n\n",
        length($body{big}) / 5000;
+}
 
 # the machine
 

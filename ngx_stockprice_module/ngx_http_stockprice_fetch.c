@@ -21,11 +21,26 @@
 
 #define NGX_HTTP_STOCKPRICE_BUF_MIN      16384
 
+/*
+ * A large body is parsed and rendered in slices, each followed by a turn
+ * of the event loop, so that a refresh of thousands of records never
+ * holds the worker's clients back by more than a slice (about 50 us).
+ */
+#define NGX_HTTP_STOCKPRICE_PARSE_SLICE  8192       /* bytes */
+#define NGX_HTTP_STOCKPRICE_RENDER_SLICE 64         /* records */
+
 
 typedef enum {
     NGX_HTTP_STOCKPRICE_AUTH = 0,
     NGX_HTTP_STOCKPRICE_PRICES
 } ngx_http_stockprice_step_e;
+
+
+typedef enum {
+    NGX_HTTP_STOCKPRICE_IDLE = 0,
+    NGX_HTTP_STOCKPRICE_PARSING,
+    NGX_HTTP_STOCKPRICE_RENDERING
+} ngx_http_stockprice_stage_e;
 
 
 struct ngx_http_stockprice_fetch_s {
@@ -42,6 +57,13 @@ struct ngx_http_stockprice_fetch_s {
     unsigned                        too_large:1;
 
     struct timeval                  start;      /* measurement time */
+
+    /* after the prices body: the work on it, a slice per event */
+    ngx_event_t                     slice;
+    ngx_http_stockprice_stage_e     stage;
+    ngx_uint_t                      skipped;
+    ngx_http_stockprice_parser_t    parser;
+    ngx_http_stockprice_batch_t     batch;
 
     u_char                         *buf;        /* response body */
     size_t                          len;
@@ -62,6 +84,11 @@ static void ngx_http_stockprice_auth_done(ngx_http_stockprice_fetch_t *fetch,
     long status);
 static void ngx_http_stockprice_prices_done(
     ngx_http_stockprice_fetch_t *fetch, long status);
+static void ngx_http_stockprice_slice_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_stockprice_parsed(
+    ngx_http_stockprice_fetch_t *fetch, int rc);
+static void ngx_http_stockprice_store(ngx_http_stockprice_fetch_t *fetch);
+static void ngx_http_stockprice_work_free(ngx_http_stockprice_fetch_t *fetch);
 static void ngx_http_stockprice_finish(ngx_http_stockprice_fetch_t *fetch,
     ngx_str_t *error, ngx_uint_t skipped);
 static void ngx_http_stockprice_fail(ngx_http_stockprice_fetch_t *fetch,
@@ -168,6 +195,10 @@ ngx_http_stockprice_fetch_init(ngx_cycle_t *cycle,
         fetch->timer.log = cycle->log;
         fetch->timer.cancelable = 1;
 
+        fetch->slice.handler = ngx_http_stockprice_slice_handler;
+        fetch->slice.data = fetch;
+        fetch->slice.log = cycle->log;
+
         feeds[i]->fetch = fetch;
 
         /* the schedule lives in the zone: this only looks at it */
@@ -267,8 +298,9 @@ ngx_http_stockprice_abort_all(ngx_http_stockprice_main_conf_t *spcf)
             ngx_del_timer(&fetch->timer);
         }
 
-        if (fetch->easy) {
+        if (fetch->easy || fetch->stage != NGX_HTTP_STOCKPRICE_IDLE) {
             ngx_http_stockprice_release(fetch);
+            ngx_http_stockprice_work_free(fetch);
             ngx_http_stockprice_lease_abandon(fetch->ctx);
         }
 
@@ -291,7 +323,9 @@ ngx_http_stockprice_refresh_handler(ngx_event_t *ev)
     fetch = ev->data;
     feed = fetch->feed;
 
-    if (ngx_exiting || ngx_http_stockprice_multi == NULL || fetch->easy) {
+    if (ngx_exiting || ngx_http_stockprice_multi == NULL || fetch->easy
+        || fetch->stage != NGX_HTTP_STOCKPRICE_IDLE)
+    {
         return;
     }
 
@@ -623,12 +657,7 @@ static void
 ngx_http_stockprice_prices_done(ngx_http_stockprice_fetch_t *fetch,
     long status)
 {
-    int                                 rc;
-    size_t                              n, skipped, needed;
-    ngx_int_t                           prc;
-    ngx_http_stockprice_feed_t         *feed;
-    ngx_http_stockprice_record_t       *recs;
-    ngx_http_stockprice_parse_stats_t   stats;
+    ngx_http_stockprice_feed_t  *feed;
 
     feed = fetch->feed;
 
@@ -646,9 +675,96 @@ ngx_http_stockprice_prices_done(ngx_http_stockprice_fetch_t *fetch,
         return;
     }
 
-    rc = ngx_http_stockprice_parse_prices((char *) fetch->buf, fetch->len,
-                                          feed->filter, feed->nfilter,
-                                          &recs, &n, &stats);
+    /* the lease covers the work on the body too */
+
+    ngx_http_stockprice_lease_extend(fetch->ctx,
+                                feed->timeout + NGX_HTTP_STOCKPRICE_LEASE_SLACK,
+                                0);
+
+    ngx_http_stockprice_parse_start(&fetch->parser, (char *) fetch->buf,
+                                    fetch->len, feed->filter, feed->nfilter);
+
+    fetch->stage = NGX_HTTP_STOCKPRICE_PARSING;
+
+    ngx_http_stockprice_slice_handler(&fetch->slice);
+}
+
+
+/*
+ * One slice of the work on a prices body, then the event loop's turn: the
+ * event goes to ngx_posted_next_events, run after the next poll for I/O,
+ * which does not wait while it is there.
+ */
+
+static void
+ngx_http_stockprice_slice_handler(ngx_event_t *ev)
+{
+    int                           rc;
+    ngx_http_stockprice_fetch_t  *fetch;
+
+    fetch = ev->data;
+
+    if (ngx_exiting) {
+        /* abort_all() has it or will have it: no more work */
+        return;
+    }
+
+    switch (fetch->stage) {
+
+    case NGX_HTTP_STOCKPRICE_PARSING:
+        rc = ngx_http_stockprice_parse_step(&fetch->parser,
+                                            NGX_HTTP_STOCKPRICE_PARSE_SLICE);
+
+        if (rc == NGX_HTTP_STOCKPRICE_PARSE_AGAIN) {
+            break;
+        }
+
+        if (ngx_http_stockprice_parsed(fetch, rc) != NGX_AGAIN) {
+            return;
+        }
+
+        break;
+
+    case NGX_HTTP_STOCKPRICE_RENDERING:
+        if (ngx_http_stockprice_batch_render(&fetch->batch,
+                                             NGX_HTTP_STOCKPRICE_RENDER_SLICE)
+            == NGX_OK)
+        {
+            ngx_http_stockprice_store(fetch);
+            return;
+        }
+
+        break;
+
+    default:
+        return;
+    }
+
+    ngx_post_event(ev, &ngx_posted_next_events);
+}
+
+
+/* the body parsed: NGX_AGAIN, records to render; else finished */
+
+static ngx_int_t
+ngx_http_stockprice_parsed(ngx_http_stockprice_fetch_t *fetch, int rc)
+{
+    size_t                               n;
+    ngx_http_stockprice_feed_t          *feed;
+    ngx_http_stockprice_record_t        *recs;
+    ngx_http_stockprice_parse_stats_t   *stats;
+
+    feed = fetch->feed;
+    stats = &fetch->parser.stats;
+
+    if (rc == NGX_HTTP_STOCKPRICE_PARSE_OK) {
+        rc = ngx_http_stockprice_parse_done(&fetch->parser, &recs, &n);
+
+    } else {
+        ngx_http_stockprice_parse_abort(&fetch->parser);
+    }
+
+    fetch->stage = NGX_HTTP_STOCKPRICE_IDLE;
 
     switch (rc) {
 
@@ -657,48 +773,97 @@ ngx_http_stockprice_prices_done(ngx_http_stockprice_fetch_t *fetch,
 
     case NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON:
         ngx_http_stockprice_fail(fetch, "upstream response is not valid JSON");
-        return;
+        return NGX_DONE;
 
     case NGX_HTTP_STOCKPRICE_PARSE_NOT_ARRAY:
         ngx_http_stockprice_fail(fetch,
                                  "upstream response is not a JSON array");
-        return;
+        return NGX_DONE;
 
     default:
         ngx_http_stockprice_fail(fetch, "cannot parse upstream response");
-        return;
+        return NGX_DONE;
     }
 
-    skipped = stats.bad_symbol + stats.bad_price + stats.not_object;
+    fetch->skipped = stats->bad_symbol + stats->bad_price
+                     + stats->not_object;
 
-    if (skipped) {
+    if (fetch->skipped) {
         ngx_log_error(NGX_LOG_WARN, fetch->log, 0,
                       "stockprice zone \"%V\": skipped %uz of %uz records "
                       "(%uz bad symbol, %uz bad price, %uz not an object)",
-                      &feed->shm_zone->shm.name, skipped, stats.total,
-                      stats.bad_symbol, stats.bad_price, stats.not_object);
+                      &feed->shm_zone->shm.name, fetch->skipped,
+                      stats->total, stats->bad_symbol, stats->bad_price,
+                      stats->not_object);
     }
 
-    prc = NGX_OK;
+    if (n == 0) {
+        ngx_http_stockprice_finish(fetch, NULL, fetch->skipped);
+        return NGX_DONE;
+    }
 
-    if (n) {
-        prc = ngx_http_stockprice_publish(fetch->ctx, recs, n, &fetch->start,
-                                          &needed, fetch->log);
+    if (ngx_http_stockprice_batch_init(&fetch->batch, recs, n, &fetch->start,
+                                       fetch->log)
+        != NGX_OK)
+    {
         free(recs);
+        ngx_http_stockprice_fail(fetch, "cannot store records");
+        return NGX_DONE;
     }
 
-    if (prc == NGX_DECLINED) {
+    fetch->stage = NGX_HTTP_STOCKPRICE_RENDERING;
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_stockprice_store(ngx_http_stockprice_fetch_t *fetch)
+{
+    size_t     n, needed;
+    ngx_int_t  rc;
+
+    n = fetch->batch.n;
+
+    rc = ngx_http_stockprice_publish(fetch->ctx, &fetch->batch, &needed,
+                                     fetch->log);
+
+    ngx_http_stockprice_batch_free(&fetch->batch);
+    fetch->stage = NGX_HTTP_STOCKPRICE_IDLE;
+
+    if (rc == NGX_DECLINED) {
         ngx_http_stockprice_fail(fetch, "zone is too small for %uz symbols, "
                                  "%uz bytes needed", n, needed);
         return;
     }
 
-    if (prc != NGX_OK) {
+    if (rc != NGX_OK) {
         ngx_http_stockprice_fail(fetch, "cannot store records");
         return;
     }
 
-    ngx_http_stockprice_finish(fetch, NULL, skipped);
+    ngx_http_stockprice_finish(fetch, NULL, fetch->skipped);
+}
+
+
+/* whatever the work on a body holds, at an abort */
+
+static void
+ngx_http_stockprice_work_free(ngx_http_stockprice_fetch_t *fetch)
+{
+    if (fetch->slice.posted) {
+        ngx_delete_posted_event(&fetch->slice);
+    }
+
+    if (fetch->stage == NGX_HTTP_STOCKPRICE_PARSING) {
+        ngx_http_stockprice_parse_abort(&fetch->parser);
+    }
+
+    if (fetch->stage == NGX_HTTP_STOCKPRICE_RENDERING) {
+        ngx_http_stockprice_batch_free(&fetch->batch);
+    }
+
+    fetch->stage = NGX_HTTP_STOCKPRICE_IDLE;
 }
 
 

@@ -76,6 +76,13 @@ static int ngx_http_stockprice_string_equal(const cJSON *v,
 static ngx_http_stockprice_arena_t  ngx_http_stockprice_arena;
 
 
+/* the bytes that cut or nest elements of the top array */
+
+static const unsigned char  ngx_http_stockprice_structural[256] = {
+    ['"'] = 1, [','] = 1, ['['] = 1, [']'] = 1, ['{'] = 1, ['}'] = 1
+};
+
+
 int
 ngx_http_stockprice_symbol_cmp(const char *a, size_t alen, const char *b,
     size_t blen)
@@ -186,7 +193,7 @@ ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
     size_t budget)
 {
     int            rc, last;
-    char          *buf, open, close;
+    char          *buf, open, close, *q, *e;
     size_t         start, i, depth, len;
     cJSON         *root;
     unsigned char  c;
@@ -202,19 +209,35 @@ ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
     last = 0;
 
     for (i = start; i < len; i++) {
+
+        /* most bytes mean nothing here: skip them by the table */
+
+        while (ngx_http_stockprice_structural[(unsigned char) buf[i]] == 0) {
+            if (++i == len) {
+                goto done;
+            }
+        }
+
         c = (unsigned char) buf[i];
 
         if (c == '"') {
-            /* to the closing quote, past escaped bytes */
+            /* to the closing quote: one after an even run of "\" */
 
-            for (i++; i < len && buf[i] != '"'; i++) {
-                if (buf[i] == '\\') {
-                    i++;
+            for ( ;; ) {
+                q = memchr(buf + i + 1, '"', len - i - 1);
+
+                if (q == NULL) {
+                    i = len;
+                    goto done;
                 }
-            }
 
-            if (i >= len) {
-                break;
+                i = q - buf;
+
+                for (e = q - 1; *e == '\\'; e--) { /* void */ }
+
+                if ((q - e) % 2 == 1) {
+                    break;
+                }
             }
 
             continue;
@@ -234,10 +257,14 @@ ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
             continue;
         }
 
-        if (c == ',' && depth == 1 && i - start >= budget) {
+        /* "," */
+
+        if (depth == 1 && i - start >= budget) {
             break;
         }
     }
+
+done:
 
     if (i >= len || (last && buf[i] != ']')) {
         /* truncated, or the top array closed by a "}" */

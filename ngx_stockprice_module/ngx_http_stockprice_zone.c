@@ -356,15 +356,103 @@ ngx_http_stockprice_token_clear(ngx_http_stockprice_ctx_t *ctx, u_char *token,
 
 
 ngx_int_t
-ngx_http_stockprice_publish(ngx_http_stockprice_ctx_t *ctx,
+ngx_http_stockprice_batch_init(ngx_http_stockprice_batch_t *batch,
     ngx_http_stockprice_record_t *recs, ngx_uint_t n, struct timeval *tv,
-    size_t *needed, ngx_log_t *log)
+    ngx_log_t *log)
+{
+    ngx_memzero(batch, sizeof(ngx_http_stockprice_batch_t));
+
+    batch->recs = recs;
+    batch->n = n;
+    batch->last_modified = tv->tv_sec;
+    batch->mtime_len = ngx_http_stockprice_format_time(batch->mtime,
+                                                       (int64_t) tv->tv_sec,
+                                                       (long) tv->tv_usec);
+
+    /* untouched pages of the worst case cost no memory */
+
+    batch->text = ngx_alloc(n * NGX_HTTP_STOCKPRICE_RECORD_MAX + 1, log);
+    if (batch->text == NULL) {
+        return NGX_ERROR;
+    }
+
+    batch->lens = ngx_alloc(n * sizeof(uint32_t) + 1, log);
+    if (batch->lens == NULL) {
+        ngx_free(batch->text);
+        batch->text = NULL;
+        return NGX_ERROR;
+    }
+
+    batch->last = batch->text;
+
+    return NGX_OK;
+}
+
+
+/* renders up to "max" more records; NGX_OK: all are, NGX_AGAIN: not yet */
+
+ngx_int_t
+ngx_http_stockprice_batch_render(ngx_http_stockprice_batch_t *batch,
+    ngx_uint_t max)
+{
+    size_t                         len;
+    ngx_uint_t                     end;
+    ngx_http_stockprice_record_t  *rec;
+
+    end = ngx_min(batch->n, batch->rendered + max);
+
+    for ( /* void */ ; batch->rendered < end; batch->rendered++) {
+        rec = &batch->recs[batch->rendered];
+
+        if (!rec->has_id) {
+            ngx_http_stockprice_make_uuid(rec->id);
+            rec->has_id = 1;
+        }
+
+        len = ngx_http_stockprice_render_record((char *) batch->last, rec,
+                                                batch->mtime,
+                                                batch->mtime_len);
+
+        batch->lens[batch->rendered] = (uint32_t) len;
+        batch->last += len;
+    }
+
+    return batch->rendered == batch->n ? NGX_OK : NGX_AGAIN;
+}
+
+
+void
+ngx_http_stockprice_batch_free(ngx_http_stockprice_batch_t *batch)
+{
+    if (batch->text) {
+        ngx_free(batch->text);
+    }
+
+    if (batch->lens) {
+        ngx_free(batch->lens);
+    }
+
+    /* the records came from the parser's malloc() */
+    free(batch->recs);
+
+    ngx_memzero(batch, sizeof(ngx_http_stockprice_batch_t));
+}
+
+
+/*
+ * A new snapshot from the old one and a batch rendered in full: the old
+ * symbols and the new records merged (both sorted), then one slab
+ * allocation filled by copies of rendered bytes, then swapped in.
+ */
+
+ngx_int_t
+ngx_http_stockprice_publish(ngx_http_stockprice_ctx_t *ctx,
+    ngx_http_stockprice_batch_t *batch, size_t *needed, ngx_log_t *log)
 {
     int                            c;
-    char                           mtime[NGX_HTTP_STOCKPRICE_ISO_LEN];
-    size_t                         size, mtime_len, list_len, older_len;
-    u_char                        *scratch, *p, *q, *text;
-    uint32_t                      *lens;
+    size_t                         size, list_len, older_len;
+    u_char                        *p, *q, *text;
+    uint32_t                      *lens, *rlen;
     ngx_uint_t                     i, j, k, nsyms, nrecords, nlens, history;
     ngx_http_stockprice_sh_t      *sh;
     ngx_http_stockprice_sym_t     *sym, *osym, *oend;
@@ -381,18 +469,9 @@ ngx_http_stockprice_publish(ngx_http_stockprice_ctx_t *ctx,
     old = sh->snapshot;
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
-    mtime_len = ngx_http_stockprice_format_time(mtime, (int64_t) tv->tv_sec,
-                                                (long) tv->tv_usec);
-
-    scratch = ngx_alloc(n * NGX_HTTP_STOCKPRICE_RECORD_MAX + 1, log);
-    if (scratch == NULL) {
-        return NGX_ERROR;
-    }
-
-    plan = ngx_alloc((n + (old ? old->nsymbols : 0) + 1)
+    plan = ngx_alloc((batch->n + (old ? old->nsymbols : 0) + 1)
                      * sizeof(ngx_http_stockprice_plan_t), log);
     if (plan == NULL) {
-        ngx_free(scratch);
         return NGX_ERROR;
     }
 
@@ -400,9 +479,10 @@ ngx_http_stockprice_publish(ngx_http_stockprice_ctx_t *ctx,
 
     osym = old ? old->syms : NULL;
     oend = old ? old->syms + old->nsymbols : NULL;
-    rec = recs;
-    rend = recs + n;
-    p = scratch;
+    rec = batch->recs;
+    rend = batch->recs + batch->n;
+    rlen = batch->lens;
+    p = batch->text;
     pl = plan;
     list_len = 2;
     older_len = 0;
@@ -431,15 +511,8 @@ ngx_http_stockprice_publish(ngx_http_stockprice_ctx_t *ctx,
 
         if (c >= 0) {
             pl->rec = rec++;
-
-            if (!pl->rec->has_id) {
-                ngx_http_stockprice_make_uuid(pl->rec->id);
-                pl->rec->has_id = 1;
-            }
-
             pl->rendered = p;
-            pl->rendered_len = ngx_http_stockprice_render_record((char *) p,
-                                                   pl->rec, mtime, mtime_len);
+            pl->rendered_len = *rlen++;
             p += pl->rendered_len;
         }
 
@@ -485,7 +558,6 @@ ngx_http_stockprice_publish(ngx_http_stockprice_ctx_t *ctx,
 
     if (snap == NULL) {
         ngx_free(plan);
-        ngx_free(scratch);
 
         /* the new snapshot is built while the old one is still served */
         *needed = size + (old ? old->size : 0);
@@ -496,7 +568,7 @@ ngx_http_stockprice_publish(ngx_http_stockprice_ctx_t *ctx,
     /* fill: nobody else can see the new snapshot yet, no lock needed */
 
     snap->size = size;
-    snap->last_modified = tv->tv_sec;
+    snap->last_modified = batch->last_modified;
     snap->nsymbols = nsyms;
     snap->nrecords = nrecords;
     snap->syms = (ngx_http_stockprice_sym_t *) (snap + 1);
@@ -569,7 +641,6 @@ ngx_http_stockprice_publish(ngx_http_stockprice_ctx_t *ctx,
     *p = ']';
 
     ngx_free(plan);
-    ngx_free(scratch);
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
@@ -593,20 +664,35 @@ ngx_http_stockprice_etag(ngx_http_stockprice_sh_t *sh, u_char *buf)
 }
 
 
+/*
+ * A version 4 UUID from splitmix64, seeded in each worker from nginx's own
+ * random() (seeded per worker): two steps per id, where eight random()
+ * calls, each taking glibc's lock, cost a large refresh some 0.5 ms.
+ */
+
 static void
 ngx_http_stockprice_make_uuid(char *buf)
 {
-    unsigned char  rnd[16];
-    ngx_uint_t     i;
-    uint32_t       r;
+    uint64_t          z, rnd[2];
+    ngx_uint_t        i;
+    static uint64_t   state;
+    static ngx_pid_t  seeded;
 
-    for (i = 0; i < 16; i += 2) {
-        r = (uint32_t) ngx_random();
-        rnd[i] = (u_char) r;
-        rnd[i + 1] = (u_char) (r >> 8);
+    if (seeded != ngx_pid) {
+        state = ((uint64_t) ngx_random() << 33)
+                ^ ((uint64_t) ngx_random() << 11)
+                ^ (uint64_t) ngx_random() ^ (uint64_t) ngx_pid;
+        seeded = ngx_pid;
     }
 
-    ngx_http_stockprice_format_uuid(buf, rnd);
+    for (i = 0; i < 2; i++) {
+        z = (state += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        rnd[i] = z ^ (z >> 31);
+    }
+
+    ngx_http_stockprice_format_uuid(buf, (unsigned char *) rnd);
 }
 
 

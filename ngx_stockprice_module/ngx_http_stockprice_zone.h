@@ -13,6 +13,7 @@
 #include <ngx_http.h>
 
 #include <ngx_http_stockprice_parse.h>
+#include <ngx_http_stockprice_render.h>
 #include <ngx_http_stockprice_module.h>
 
 
@@ -102,6 +103,24 @@ typedef struct {
 } ngx_http_stockprice_cache_t;
 
 
+/*
+ * The records of one refresh, rendered ahead of publish() a slice at a
+ * time, so that a large refresh never holds the worker for long.
+ */
+
+typedef struct {
+    ngx_http_stockprice_record_t   *recs;       /* owned: free()d */
+    ngx_uint_t                      n;
+    ngx_uint_t                      rendered;   /* the first ones */
+    u_char                         *text;       /* theirs, back to back */
+    u_char                         *last;
+    uint32_t                       *lens;
+    time_t                          last_modified;
+    size_t                          mtime_len;
+    char                            mtime[NGX_HTTP_STOCKPRICE_ISO_LEN];
+} ngx_http_stockprice_batch_t;
+
+
 struct ngx_http_stockprice_ctx_s {
     ngx_http_stockprice_sh_t       *sh;
     ngx_slab_pool_t                *shpool;
@@ -128,9 +147,14 @@ ngx_int_t ngx_http_stockprice_token_set(ngx_http_stockprice_ctx_t *ctx,
 void ngx_http_stockprice_token_clear(ngx_http_stockprice_ctx_t *ctx,
     u_char *token, size_t len);
 
-ngx_int_t ngx_http_stockprice_publish(ngx_http_stockprice_ctx_t *ctx,
+ngx_int_t ngx_http_stockprice_batch_init(ngx_http_stockprice_batch_t *batch,
     ngx_http_stockprice_record_t *recs, ngx_uint_t n, struct timeval *tv,
-    size_t *needed, ngx_log_t *log);
+    ngx_log_t *log);
+ngx_int_t ngx_http_stockprice_batch_render(ngx_http_stockprice_batch_t *batch,
+    ngx_uint_t max);
+void ngx_http_stockprice_batch_free(ngx_http_stockprice_batch_t *batch);
+ngx_int_t ngx_http_stockprice_publish(ngx_http_stockprice_ctx_t *ctx,
+    ngx_http_stockprice_batch_t *batch, size_t *needed, ngx_log_t *log);
 
 size_t ngx_http_stockprice_etag(ngx_http_stockprice_sh_t *sh, u_char *buf);
 

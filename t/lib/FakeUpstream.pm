@@ -22,6 +22,8 @@ package FakeUpstream;
 #   mode      "normal" | "status" | "body" | "close" | "401"
 #   status    the status for mode "status"
 #   body      the literal body for mode "body" (status 200)
+#   body_file for mode "body": a file whose bytes are the body (for bodies
+#             of megabytes, that the control file would be slow to carry)
 #   delay     seconds to wait before answering a prices request
 #   auth_delay  the same for auth requests
 #   symbols   the symbols served (default MSFT, AAPL, SAP)
@@ -243,6 +245,11 @@ sub handle {
 
         } elsif ($mode eq 'status') {
             ($status, $body) = ($ctl->{status} // 500, '{"error":"failing"}');
+
+        } elsif ($mode eq 'body' && defined $ctl->{body_file}) {
+            open my $fh, '<:raw', $ctl->{body_file} or die "body_file: $!";
+            $body = do { local $/; <$fh> };
+            $status = 200;
 
         } elsif ($mode eq 'body') {
             $body = $ctl->{body} // '';
