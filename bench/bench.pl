@@ -3,7 +3,7 @@
 # ./build.sh bench: the module side by side with nginx's own ceilings, in
 # one run, on this machine.  Prints figures; asserts nothing.
 #
-#   throughput   wrk (keep-alive) in alternating rounds A B C A B C ...
+#   throughput   wrk (keep-alive) in alternating rounds A B C C B A ...
 #                against one nginx (worker_processes 1, access_log off):
 #                the module's list, "return 200" with the very same bytes,
 #                a static file of the same bytes (sendfile); 3 symbols and
@@ -430,7 +430,8 @@ for my $g ($ONLY{throughput} ? @groups : ()) {
     my ($gname, $targets) = @$g;
 
     for my $round (1 .. $ROUNDS) {
-        for my $tg (@$targets) {
+        # A B C, then C B A, ...: no target always runs first
+        for my $tg ($round % 2 ? @$targets : reverse @$targets) {
             my $r = wrk($tg->[1], c => 16, d => $SECONDS);
             push @{ $res{$gname}{ $tg->[0] }{rps} }, $r->{rps};
             push @{ $res{$gname}{ $tg->[0] }{cpu} }, $r->{cpu};

@@ -705,7 +705,9 @@ ngx_http_stockprice_slice_handler(ngx_event_t *ev)
     fetch = ev->data;
 
     if (ngx_exiting) {
-        /* abort_all() has it or will have it: no more work */
+        /* shutting down: the next workers refresh at once */
+        ngx_http_stockprice_work_free(fetch);
+        ngx_http_stockprice_lease_abandon(fetch->ctx);
         return;
     }
 
@@ -723,7 +725,13 @@ ngx_http_stockprice_slice_handler(ngx_event_t *ev)
             return;
         }
 
-        break;
+        if (fetch->parser.chunks > 1) {
+            break;
+        }
+
+        /* a small body, parsed in one slice: on in the same turn */
+
+        /* fall through */
 
     case NGX_HTTP_STOCKPRICE_RENDERING:
         if (ngx_http_stockprice_batch_render(&fetch->batch,
