@@ -464,8 +464,9 @@ ngx_http_stockprice_write(char *ptr, size_t size, size_t nmemb, void *data)
 {
     ngx_http_stockprice_fetch_t *fetch = data;
 
-    u_char  *p;
-    size_t   n, need;
+    u_char      *p;
+    size_t       n, need;
+    curl_off_t   length;
 
     n = size * nmemb;
     need = fetch->len + n;
@@ -475,6 +476,18 @@ ngx_http_stockprice_write(char *ptr, size_t size, size_t nmemb, void *data)
     if (need > fetch->feed->max_size) {
         fetch->too_large = 1;
         return 0;
+    }
+
+    /* a Content-Length known: room for all of it at once */
+
+    if (fetch->len == 0
+        && curl_easy_getinfo(fetch->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+                             &length)
+           == CURLE_OK
+        && length > 0
+        && (uint64_t) length > need)
+    {
+        need = ngx_min((uint64_t) length, (uint64_t) fetch->feed->max_size);
     }
 
     if (need > fetch->size) {

@@ -492,7 +492,7 @@ ngx_http_stockprice_record(const cJSON *item,
     ngx_http_stockprice_record_t *rec, ngx_http_stockprice_parse_stats_t *st)
 {
     size_t        len;
-    const cJSON  *v;
+    const cJSON  *v, *symbol, *price, *vtime, *id;
 
     if (!cJSON_IsObject(item)) {
         st->not_object++;
@@ -501,7 +501,50 @@ ngx_http_stockprice_record(const cJSON *item,
 
     memset(rec, 0, sizeof(ngx_http_stockprice_record_t));
 
-    v = cJSON_GetObjectItemCaseSensitive(item, "symbol");
+    /*
+     * the fields in one pass over the members; of a name given twice the
+     * first counts, as with cJSON_GetObjectItemCaseSensitive()
+     */
+
+    symbol = NULL;
+    price = NULL;
+    vtime = NULL;
+    id = NULL;
+
+    for (v = item->child; v; v = v->next) {
+        if (v->string == NULL) {
+            continue;
+        }
+
+        switch (v->string[0]) {
+
+        case 's':
+            if (symbol == NULL && strcmp(v->string, "symbol") == 0) {
+                symbol = v;
+            }
+            break;
+
+        case 'p':
+            if (price == NULL && strcmp(v->string, "price") == 0) {
+                price = v;
+            }
+            break;
+
+        case 'v':
+            if (vtime == NULL && strcmp(v->string, "valueDateTime") == 0) {
+                vtime = v;
+            }
+            break;
+
+        case 'i':
+            if (id == NULL && strcmp(v->string, "id") == 0) {
+                id = v;
+            }
+            break;
+        }
+    }
+
+    v = symbol;
 
     if (!cJSON_IsString(v) || v->valuestring == NULL) {
         st->bad_symbol++;
@@ -518,7 +561,7 @@ ngx_http_stockprice_record(const cJSON *item,
     memcpy(rec->symbol, v->valuestring, len);
     rec->symbol_len = len;
 
-    v = cJSON_GetObjectItemCaseSensitive(item, "price");
+    v = price;
 
     if (cJSON_IsNumber(v)) {
         rec->price = v->valuedouble;
@@ -537,7 +580,7 @@ ngx_http_stockprice_record(const cJSON *item,
         return 0;
     }
 
-    v = cJSON_GetObjectItemCaseSensitive(item, "valueDateTime");
+    v = vtime;
 
     if (v) {
         len = (cJSON_IsString(v) && v->valuestring)
@@ -552,7 +595,7 @@ ngx_http_stockprice_record(const cJSON *item,
         }
     }
 
-    v = cJSON_GetObjectItemCaseSensitive(item, "id");
+    v = id;
 
     if (v) {
         len = (cJSON_IsString(v) && v->valuestring)

@@ -778,6 +778,38 @@ test_unknown_fields_ignored(void **state)
 }
 
 
+/* a field given twice: the first counts; names are case-sensitive */
+
+static void
+test_repeated_field_first_wins(void **state)
+{
+    result_t  r;
+
+    (void) state;
+
+    r = parse("[{\"symbol\":\"MSFT\",\"price\":14.7,\"price\":1,"
+              "\"Symbol\":\"X\",\"symbol\":\"AAPL\",\"sym\":\"Y\","
+              "\"valueDateTime\":\"2024-05-01T10:53:37Z\","
+              "\"valueDateTime\":\"bad\",\"ids\":1,\"id\":"
+              "\"ffc2f36f-dd0c-4782-bb3f-2c931846f2a3\",\"id\":2}]");
+
+    assert_int_equal(r.rc, NGX_HTTP_STOCKPRICE_PARSE_OK);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.recs[0].symbol_len, 4);
+    assert_memory_equal(r.recs[0].symbol, "MSFT", 4);
+    assert_true(r.recs[0].price == 14.7);
+    assert_int_equal(r.recs[0].value_time_len, 20);
+    assert_memory_equal(r.recs[0].value_time, "2024-05-01T10:53:37Z", 20);
+    assert_true(r.recs[0].has_id);
+    assert_memory_equal(r.recs[0].id, "ffc2f36f-dd0c-4782-bb3f-2c931846f2a3",
+                        36);
+    assert_int_equal(r.st.bad_time, 0);
+    assert_int_equal(r.st.bad_id, 0);
+
+    done(&r);
+}
+
+
 /* tiered fan-out: what one nginx serves, another one can poll */
 
 static void
@@ -1484,6 +1516,7 @@ main(void)
         cmocka_unit_test(test_ids),
         cmocka_unit_test(test_value_times),
         cmocka_unit_test(test_unknown_fields_ignored),
+        cmocka_unit_test(test_repeated_field_first_wins),
         cmocka_unit_test(test_own_output_parses_back),
         cmocka_unit_test(test_many_records),
         cmocka_unit_test(test_many_duplicates_last_wins),
