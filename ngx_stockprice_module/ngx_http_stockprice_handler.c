@@ -43,7 +43,8 @@ static ngx_int_t ngx_http_stockprice_list(ngx_http_request_t *r,
     ngx_http_stockprice_ctx_t *ctx);
 static void ngx_http_stockprice_list_done(void *data);
 static ngx_int_t ngx_http_stockprice_validators(ngx_http_request_t *r,
-    u_char *etag, size_t etag_len, time_t last_modified);
+    u_char *etag, size_t etag_len, time_t last_modified, u_char *http_time,
+    size_t http_time_len);
 static ngx_uint_t ngx_http_stockprice_not_modified(ngx_http_request_t *r,
     u_char *etag, size_t etag_len);
 static ngx_http_stockprice_sym_t *ngx_http_stockprice_find(
@@ -152,7 +153,7 @@ ngx_http_stockprice_handler(ngx_http_request_t *r)
     }
 
     if (ngx_http_stockprice_validators(r, view.etag, view.etag_len,
-                                       view.last_modified)
+                                       view.last_modified, NULL, 0)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -187,7 +188,8 @@ ngx_http_stockprice_list(ngx_http_request_t *r, ngx_http_stockprice_ctx_t *ctx)
     }
 
     if (ngx_http_stockprice_validators(r, cache->etag, cache->etag_len,
-                                       cache->last_modified)
+                                       cache->last_modified, cache->http_time,
+                                       cache->http_time_len)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -242,11 +244,15 @@ ngx_http_stockprice_list_done(void *data)
 }
 
 
-/* ETag (in the request's pool: it may be logged), Last-Modified, no-cache */
+/*
+ * ETag and Last-Modified (given formatted, or formatted by the header
+ * filter) in the request's pool, as they may be logged; no-cache
+ */
 
 static ngx_int_t
 ngx_http_stockprice_validators(ngx_http_request_t *r, u_char *etag,
-    size_t etag_len, time_t last_modified)
+    size_t etag_len, time_t last_modified, u_char *http_time,
+    size_t http_time_len)
 {
     u_char  *p;
 
@@ -271,6 +277,21 @@ ngx_http_stockprice_validators(ngx_http_request_t *r, u_char *etag,
     }
 
     r->headers_out.last_modified_time = last_modified;
+
+    if (http_time_len) {
+        p = ngx_pnalloc(r->pool, http_time_len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(p, http_time, http_time_len);
+
+        r->headers_out.last_modified = ngx_http_stockprice_add_header(r,
+                                          "Last-Modified", p, http_time_len);
+        if (r->headers_out.last_modified == NULL) {
+            return NGX_ERROR;
+        }
+    }
 
     return NGX_OK;
 }

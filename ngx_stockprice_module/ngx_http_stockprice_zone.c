@@ -765,6 +765,14 @@ ngx_http_stockprice_cache_get(ngx_http_stockprice_ctx_t *ctx, ngx_uint_t file,
 
         ngx_shmtx_unlock(&ctx->shpool->mutex);
 
+        /* Last-Modified formatted once, not by every response's header */
+
+        cache->http_time_len = (cache->last_modified == -1)
+                               ? 0
+                               : ngx_http_time(cache->http_time,
+                                               cache->last_modified)
+                                 - cache->http_time;
+
         cache->ctx = ctx;
         cache->generation = generation;
         cache->refs = 0;

@@ -97,6 +97,9 @@ typedef struct {
     time_t                          last_modified;
     size_t                          etag_len;
     u_char                          etag[NGX_HTTP_STOCKPRICE_ETAG_LEN];
+    size_t                          http_time_len;  /* 0: none */
+    u_char                          http_time[sizeof(
+                                        "Mon, 28 Sep 1970 06:00:00 GMT")];
     ngx_file_t                      file;       /* fd -1: memory only */
     size_t                          len;
     u_char                         *data;

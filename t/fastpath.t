@@ -131,6 +131,18 @@ for my $round (1 .. 8) {
         is($l2->{content}, $l->{content}, "$what: the list again, the same");
         is($l->{headers}{'content-length'}, length $l->{content},
            "$what: Content-Length");
+        is($l->{headers}{'last-modified'}, $f->{headers}{'last-modified'},
+           "$what: Last-Modified as ?symbols= has it");
+
+        # the list's Last-Modified, formatted once per generation, still
+        # answers If-Modified-Since (unless a refresh came in between)
+
+        my $ims = $t->get("$prefix/api/StockPrice", 'If-Modified-Since'
+                          => $l->{headers}{'last-modified'});
+        ok($ims->{status} == 304
+           || ($ims->{status} == 200
+               && $ims->{headers}{etag} ne $l->{headers}{etag}),
+           "$what: If-Modified-Since of that Last-Modified: 304");
 
         my @recs = records($l->{content});
         is(scalar @recs, 300, "$what: 300 records");
