@@ -21,12 +21,6 @@
 #define NGX_HTTP_STOCKPRICE_ARENA_KEEP   (16 * 1024 * 1024)
 
 
-typedef struct {
-    ngx_http_stockprice_record_t    rec;
-    size_t                          index;
-} ngx_http_stockprice_sortable_t;
-
-
 typedef struct ngx_http_stockprice_chunk_s  ngx_http_stockprice_chunk_t;
 
 struct ngx_http_stockprice_chunk_s {
@@ -68,7 +62,7 @@ static const char *ngx_http_stockprice_digits_end(const char *p);
 static int ngx_http_stockprice_utf8_valid(const unsigned char *s, size_t len);
 static int ngx_http_stockprice_wanted(const ngx_http_stockprice_str_t *filter,
     size_t nfilter, const char *s, size_t len);
-static int ngx_http_stockprice_cmp_sortable(const void *one, const void *two);
+static int ngx_http_stockprice_cmp_records(const void *one, const void *two);
 static int ngx_http_stockprice_string_equal(const cJSON *v,
     const ngx_http_stockprice_str_t *s);
 
@@ -371,8 +365,8 @@ ngx_http_stockprice_parse_whole(ngx_http_stockprice_parser_t *p)
 static int
 ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p, cJSON *root)
 {
-    cJSON                           *item;
-    ngx_http_stockprice_sortable_t  *all, *rec;
+    cJSON                         *item;
+    ngx_http_stockprice_record_t  *all, *rec;
 
     cJSON_ArrayForEach(item, root) {
         p->stats.total++;
@@ -381,7 +375,7 @@ ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p, cJSON *root)
             p->size = p->size ? 2 * p->size : 16;
 
             all = realloc(p->all,
-                          p->size * sizeof(ngx_http_stockprice_sortable_t));
+                          p->size * sizeof(ngx_http_stockprice_record_t));
             if (all == NULL) {
                 return NGX_HTTP_STOCKPRICE_PARSE_NOMEM;
             }
@@ -389,22 +383,21 @@ ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p, cJSON *root)
             p->all = all;
         }
 
-        rec = (ngx_http_stockprice_sortable_t *) p->all + p->n;
+        rec = (ngx_http_stockprice_record_t *) p->all + p->n;
 
-        if (!ngx_http_stockprice_record(item, &rec->rec, &p->stats)) {
+        if (!ngx_http_stockprice_record(item, rec, &p->stats)) {
             continue;
         }
 
         if (p->nfilter
             && !ngx_http_stockprice_wanted(p->filter, p->nfilter,
-                                           rec->rec.symbol,
-                                           rec->rec.symbol_len))
+                                           rec->symbol, rec->symbol_len))
         {
             p->stats.filtered++;
             continue;
         }
 
-        rec->index = p->n;
+        rec->order = p->n;
         p->n++;
     }
 
@@ -421,9 +414,8 @@ int
 ngx_http_stockprice_parse_done(ngx_http_stockprice_parser_t *p,
     ngx_http_stockprice_record_t **records, size_t *nrecords)
 {
-    size_t                           i, n;
-    ngx_http_stockprice_record_t    *out;
-    ngx_http_stockprice_sortable_t  *all;
+    size_t                         i, m, n;
+    ngx_http_stockprice_record_t  *all;
 
     all = p->all;
     n = p->n;
@@ -440,40 +432,41 @@ ngx_http_stockprice_parse_done(ngx_http_stockprice_parser_t *p,
     /* most upstreams send their symbols sorted already */
 
     for (i = 1; i < n; i++) {
-        if (ngx_http_stockprice_cmp_sortable(&all[i - 1], &all[i]) > 0) {
-            qsort(all, n, sizeof(ngx_http_stockprice_sortable_t),
-                  ngx_http_stockprice_cmp_sortable);
+        if (ngx_http_stockprice_cmp_records(&all[i - 1], &all[i]) > 0) {
+            qsort(all, n, sizeof(ngx_http_stockprice_record_t),
+                  ngx_http_stockprice_cmp_records);
             break;
         }
     }
 
-    out = malloc(n * sizeof(ngx_http_stockprice_record_t));
-    if (out == NULL) {
-        free(all);
-        return NGX_HTTP_STOCKPRICE_PARSE_NOMEM;
-    }
+    /*
+     * a run of one symbol is in body order: the last one wins; the others
+     * go in place, so that without duplicates nothing moves
+     */
 
-    /* a run of one symbol is in body order: the last one wins */
-
-    for (i = 0; i < n; i++) {
+    for (i = 0, m = 0; i < n; i++) {
         if (i + 1 < n
-            && ngx_http_stockprice_symbol_cmp(all[i].rec.symbol,
-                                              all[i].rec.symbol_len,
-                                              all[i + 1].rec.symbol,
-                                              all[i + 1].rec.symbol_len)
+            && ngx_http_stockprice_symbol_cmp(all[i].symbol,
+                                              all[i].symbol_len,
+                                              all[i + 1].symbol,
+                                              all[i + 1].symbol_len)
                == 0)
         {
             p->stats.duplicate++;
             continue;
         }
 
-        out[p->stats.accepted++] = all[i].rec;
+        if (m != i) {
+            all[m] = all[i];
+        }
+
+        m++;
     }
 
-    free(all);
+    p->stats.accepted = m;
 
-    *records = out;
-    *nrecords = p->stats.accepted;
+    *records = all;
+    *nrecords = m;
 
     return NGX_HTTP_STOCKPRICE_PARSE_OK;
 }
@@ -706,21 +699,21 @@ ngx_http_stockprice_wanted(const ngx_http_stockprice_str_t *filter,
 
 
 static int
-ngx_http_stockprice_cmp_sortable(const void *one, const void *two)
+ngx_http_stockprice_cmp_records(const void *one, const void *two)
 {
-    int                                    rc;
-    const ngx_http_stockprice_sortable_t  *a, *b;
+    int                                  rc;
+    const ngx_http_stockprice_record_t  *a, *b;
 
     a = one;
     b = two;
 
-    rc = ngx_http_stockprice_symbol_cmp(a->rec.symbol, a->rec.symbol_len,
-                                        b->rec.symbol, b->rec.symbol_len);
+    rc = ngx_http_stockprice_symbol_cmp(a->symbol, a->symbol_len, b->symbol,
+                                        b->symbol_len);
     if (rc != 0) {
         return rc;
     }
 
-    return (a->index > b->index) - (a->index < b->index);
+    return (a->order > b->order) - (a->order < b->order);
 }
 
 

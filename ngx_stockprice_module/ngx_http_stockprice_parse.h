@@ -46,6 +46,7 @@ typedef struct {
     size_t                          symbol_len;
     size_t                          value_time_len;  /* 0: use measurement */
     unsigned                        has_id;          /* 0: caller makes one */
+    size_t                          order;           /* in the body */
     char                            symbol[NGX_HTTP_STOCKPRICE_SYMBOL_MAX];
     char                            value_time[NGX_HTTP_STOCKPRICE_TIME_MAX];
     char                            id[NGX_HTTP_STOCKPRICE_UUID_LEN];

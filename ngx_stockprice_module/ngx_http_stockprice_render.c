@@ -450,18 +450,18 @@ ngx_http_stockprice_render_record(char *dst,
 
     plen = ngx_http_stockprice_format_price(price, rec->price);
 
-    n = ngx_http_stockprice_put(dst, 0, "{\"id\":", 6);
-    n += ngx_http_stockprice_put_str(dst, n, rec->id,
-                                     NGX_HTTP_STOCKPRICE_UUID_LEN);
-    n += ngx_http_stockprice_put(dst, n, ",\"symbol\":", 10);
+    n = ngx_http_stockprice_put(dst, 0, "{\"id\":\"", 7);
+    n += ngx_http_stockprice_put(dst, n, rec->id,
+                                 NGX_HTTP_STOCKPRICE_UUID_LEN);
+    n += ngx_http_stockprice_put(dst, n, "\",\"symbol\":", 11);
     n += ngx_http_stockprice_put_str(dst, n, rec->symbol, rec->symbol_len);
     n += ngx_http_stockprice_put(dst, n, ",\"price\":", 9);
     n += ngx_http_stockprice_put(dst, n, price, plen);
-    n += ngx_http_stockprice_put(dst, n, ",\"valueDateTime\":", 17);
-    n += ngx_http_stockprice_put_str(dst, n, vt, vt_len);
-    n += ngx_http_stockprice_put(dst, n, ",\"measurementTimeStamp\":", 24);
-    n += ngx_http_stockprice_put_str(dst, n, mtime, mtime_len);
-    n += ngx_http_stockprice_put(dst, n, "}", 1);
+    n += ngx_http_stockprice_put(dst, n, ",\"valueDateTime\":\"", 18);
+    n += ngx_http_stockprice_put(dst, n, vt, vt_len);
+    n += ngx_http_stockprice_put(dst, n, "\",\"measurementTimeStamp\":\"", 26);
+    n += ngx_http_stockprice_put(dst, n, mtime, mtime_len);
+    n += ngx_http_stockprice_put(dst, n, "\"}", 2);
 
     return n;
 }

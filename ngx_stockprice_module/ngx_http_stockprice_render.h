@@ -79,7 +79,10 @@ int ngx_http_stockprice_time_valid(const char *s, size_t len);
  * {"id":"…","symbol":"…","price":…,"valueDateTime":"…",
  *  "measurementTimeStamp":"…"}
  * rec->has_id must be set (the caller makes an id first).  When
- * rec->value_time_len is 0, "mtime" is used for valueDateTime too.
+ * rec->value_time_len is 0, "mtime" is used for valueDateTime too.  Only
+ * the symbol is escaped: the id, the value time (as the parser accepts
+ * them: uuid_valid(), time_valid()) and "mtime" hold no byte that JSON
+ * escapes.
  */
 size_t ngx_http_stockprice_render_record(char *dst,
     const ngx_http_stockprice_record_t *rec, const char *mtime,
