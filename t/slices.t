@@ -84,6 +84,14 @@ is(scalar @$list, $N + 1, 'the list has them all');
 is_deeply([ map { $_->{symbol} } @$list ],
           [ sort map { $_->{symbol} } @$list ], 'sorted by symbol');
 
+# the ids made for them: version 4 UUIDs, no two alike
+
+my %ids = map { $_->{id} => 1 } @$list;
+is(scalar keys %ids, $N + 1, 'every record has its own id');
+is(scalar(grep { !/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-
+                  [0-9a-f]{12}$/x } keys %ids), 0,
+   'each a version 4 UUID');
+
 my %price = map { $_->{symbol} => $_->{price} } @$list;
 is($price{S000001}, 0.5, 'a duplicate at the end of the body wins');
 is($price{S000002}, 2.01, 'the second record');
