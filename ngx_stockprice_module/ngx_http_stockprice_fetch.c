@@ -61,6 +61,7 @@ struct ngx_http_stockprice_fetch_s {
     /* after the prices body: the work on it, a slice per event */
     ngx_event_t                     slice;
     ngx_http_stockprice_stage_e     stage;
+    ngx_msec_t                      extended;   /* the lease, last */
     ngx_uint_t                      skipped;
     ngx_http_stockprice_parser_t    parser;
     ngx_http_stockprice_batch_t     batch;
@@ -693,6 +694,7 @@ ngx_http_stockprice_prices_done(ngx_http_stockprice_fetch_t *fetch,
     ngx_http_stockprice_lease_extend(fetch->ctx,
                                 feed->timeout + NGX_HTTP_STOCKPRICE_LEASE_SLACK,
                                 0);
+    fetch->extended = ngx_current_msec;
 
     ngx_http_stockprice_parse_start(&fetch->parser, (char *) fetch->buf,
                                     fetch->len, feed->filter, feed->nfilter);
@@ -722,6 +724,19 @@ ngx_http_stockprice_slice_handler(ngx_event_t *ev)
         ngx_http_stockprice_work_free(fetch);
         ngx_http_stockprice_lease_abandon(fetch->ctx);
         return;
+    }
+
+    /*
+     * however long the work takes on a busy worker, the lease stays ours:
+     * only its holder may replace the snapshot
+     */
+
+    if (ngx_current_msec - fetch->extended >= NGX_HTTP_STOCKPRICE_LEASE_POLL)
+    {
+        ngx_http_stockprice_lease_extend(fetch->ctx,
+                                fetch->feed->timeout
+                                + NGX_HTTP_STOCKPRICE_LEASE_SLACK, 0);
+        fetch->extended = ngx_current_msec;
     }
 
     switch (fetch->stage) {
