@@ -690,12 +690,9 @@ ngx_http_stockprice_prices_done(ngx_http_stockprice_fetch_t *fetch,
         return;
     }
 
-    /* the lease covers the work on the body too */
+    /* the lease covers the work on the body too: extended at its start */
 
-    ngx_http_stockprice_lease_extend(fetch->ctx,
-                                feed->timeout + NGX_HTTP_STOCKPRICE_LEASE_SLACK,
-                                0);
-    fetch->extended = ngx_current_msec;
+    fetch->extended = ngx_current_msec - NGX_HTTP_STOCKPRICE_LEASE_POLL;
 
     ngx_http_stockprice_parse_start(&fetch->parser, (char *) fetch->buf,
                                     fetch->len, feed->filter, feed->nfilter);

@@ -49,6 +49,8 @@ static void ngx_http_stockprice_arena_end(cJSON *root);
 static void *ngx_http_stockprice_arena_alloc(size_t size);
 static void ngx_http_stockprice_arena_free(void *p);
 static cJSON *ngx_http_stockprice_json(const char *buf, size_t len);
+static size_t ngx_http_stockprice_skip_space(const char *buf, size_t i,
+    size_t len);
 static int ngx_http_stockprice_parse_whole(ngx_http_stockprice_parser_t *p);
 static int ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p,
     cJSON *root);
@@ -157,13 +159,7 @@ ngx_http_stockprice_parse_start(ngx_http_stockprice_parser_t *p, char *buf,
 
     ngx_http_stockprice_patch_nul(buf, len);
 
-    for (i = 0; i < len; i++) {
-        if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n'
-            && buf[i] != '\r')
-        {
-            break;
-        }
-    }
+    i = ngx_http_stockprice_skip_space(buf, 0, len);
 
     /* an array is cut into chunks; anything else is parsed whole */
 
@@ -267,14 +263,8 @@ done:
 
     /* the top array's "]", then white space only */
 
-    if (last) {
-        for (p->pos = i + 1; p->pos < len; p->pos++) {
-            c = (unsigned char) buf[p->pos];
-
-            if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
-                return NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
-            }
-        }
+    if (last && ngx_http_stockprice_skip_space(buf, i + 1, len) != len) {
+        return NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
     }
 
     /*
@@ -1115,16 +1105,29 @@ ngx_http_stockprice_json(const char *buf, size_t len)
         return NULL;
     }
 
-    while (end < last) {
-        if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') {
-            cJSON_Delete(root);
-            return NULL;
-        }
-
-        end++;
+    if (ngx_http_stockprice_skip_space(buf, (size_t) (end - buf), len) != len)
+    {
+        cJSON_Delete(root);
+        return NULL;
     }
 
     return root;
+}
+
+
+/* the first byte from "i" on that is not JSON white space, or "len" */
+
+static size_t
+ngx_http_stockprice_skip_space(const char *buf, size_t i, size_t len)
+{
+    while (i < len
+           && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n'
+               || buf[i] == '\r'))
+    {
+        i++;
+    }
+
+    return i;
 }
 
 
