@@ -12,8 +12,19 @@ package FakeUpstream;
 #
 # Stats: auth and prices (counts of requests), delayed (requests being or
 # having been delayed), status (count per status answered), last_prices,
-# and requests: the last 50 requests, each with
-# line, method, path, query, headers (names lowercased), body and status.
+# issued (every token issued, oldest first), and requests: the last 50
+# requests, each with line, method, path, query, headers (names
+# lowercased), body, status and, for an auth request answered with a
+# token, that token.
+#
+# Options of start():
+#   port      the port (default $t->port(1))
+#   name      for several instances in one test: files upstream-NAME.control
+#             and upstream-NAME.stats instead of upstream.control and
+#             upstream.stats, and tokens "tok-NAME-N-..." (default: none)
+#   user, password  the credentials accepted (default alice, pa"ss:word)
+#   users     instead: a list of [user, password] pairs, any of them
+#             accepted; credentials($i) gives the i-th (default the first)
 #
 # The test steers it at run time through a control file (JSON, read on
 # every request) and reads its counters from a stats file (JSON, written
@@ -59,17 +70,21 @@ sub start {
 
     my $port = $opts{port} // $t->port(1);
     my $dir = $t->dir;
+    my $file = defined $opts{name} ? "upstream-$opts{name}" : 'upstream';
     my $self = bless {
         t        => $t,
         port     => $port,
-        control  => "$dir/upstream.control",
-        stats    => "$dir/upstream.stats",
-        user     => $opts{user} // 'alice',
-        password => $opts{password} // 'pa"ss:word',
+        name     => $opts{name},
+        control  => "$dir/$file.control",
+        stats    => "$dir/$file.stats",
+        users    => $opts{users}
+                    // [[ $opts{user} // 'alice',
+                          $opts{password} // 'pa"ss:word' ]],
     }, $class;
 
     $self->control({});
-    $self->write_stats({ auth => 0, prices => 0, requests => [] });
+    $self->write_stats({ auth => 0, prices => 0, requests => [],
+                         issued => [] });
 
     my $listen = IO::Socket::INET->new(Listen => 64, LocalAddr => '127.0.0.1',
                                        LocalPort => $port, ReuseAddr => 1)
@@ -87,7 +102,13 @@ sub port { $_[0]{port} }
 sub url { 'http://127.0.0.1:' . $_[0]{port} . ($_[1] // '') }
 
 
-sub credentials { "$_[0]{user}:$_[0]{password}\n" }
+sub credentials {
+    my ($self, $i) = @_;
+
+    my $u = $self->{users}[$i // 0] or die "no credentials $i";
+
+    return "$u->[0]:$u->[1]\n";
+}
 
 
 sub control {
@@ -143,7 +164,7 @@ sub serve {
         n         => 0,
         forgotten => 0,
         stats     => { auth => 0, prices => 0, delayed => 0,
-                       requests => [] },
+                       requests => [], issued => [] },
     };
 
     $SIG{PIPE} = 'IGNORE';
@@ -202,10 +223,15 @@ sub handle {
 
         if (ref $cred eq 'HASH'
             && ($req->{headers}{'content-type'} // '') =~ m{application/json}
-            && ($cred->{username} // '') eq $self->{user}
-            && ($cred->{password} // '') eq $self->{password})
+            && grep { ($cred->{username} // '') eq $_->[0]
+                      && ($cred->{password} // '') eq $_->[1] }
+                    @{ $self->{users} })
         {
-            my $token = 'tok-' . ++$st->{n} . '-' . int(rand(1e9));
+            my $token = 'tok-'
+                . (defined $self->{name} ? "$self->{name}-" : '')
+                . ++$st->{n} . '-' . int(rand(1e9));
+            push @{ $stats->{issued} }, $token;
+            $stats->{requests}[-1]{token} = $token;
             my %a = (token => $token);
             my $e = $ctl->{expires} // 3600;
             $tokens->{$token} = $e ? Time::HiRes::time() + $e : 'never';
