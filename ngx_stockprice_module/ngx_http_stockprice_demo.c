@@ -71,7 +71,7 @@ ngx_http_stockprice_demo_feed(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             s.data = value[i].data + 8;
             s.len = value[i].len - 8;
 
-            rv = ngx_http_stockprice_parse_symbols(cf, &s,
+            rv = ngx_http_stockprice_conf_symbols(cf, &s,
                                                    &slcf->demo_symbols);
             if (rv != NGX_CONF_OK) {
                 return rv;
@@ -100,7 +100,7 @@ ngx_http_stockprice_demo_feed(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             credentials.data = value[i].data + 12;
             credentials.len = value[i].len - 12;
 
-            rv = ngx_http_stockprice_read_credentials(cf, &credentials,
+            rv = ngx_http_stockprice_conf_credentials(cf, &credentials,
                                                       &slcf->demo_user,
                                                       &slcf->demo_password);
             if (rv != NGX_CONF_OK) {
@@ -154,14 +154,14 @@ ngx_http_stockprice_demo_feed(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         s.len = p - s.data;
 
-        rv = ngx_http_stockprice_parse_symbols(cf, &s, &slcf->demo_symbols);
+        rv = ngx_http_stockprice_conf_symbols(cf, &s, &slcf->demo_symbols);
         if (rv != NGX_CONF_OK) {
             return rv;
         }
     }
 
     if (slcf->demo_symbols == NULL) {
-        rv = ngx_http_stockprice_parse_symbols(cf,
+        rv = ngx_http_stockprice_conf_symbols(cf,
                                               &ngx_http_stockprice_demo_default,
                                               &slcf->demo_symbols);
         if (rv != NGX_CONF_OK) {
@@ -211,13 +211,13 @@ ngx_http_stockprice_demo_handler(ngx_http_request_t *r)
             return rc;
         }
 
-        return ngx_http_stockprice_send_error(r, NGX_HTTP_NOT_FOUND,
+        return ngx_http_stockprice_handler_send_error(r, NGX_HTTP_NOT_FOUND,
                                               "not found");
     }
 
     if (route == 1) {
         if (r->method != NGX_HTTP_POST) {
-            return ngx_http_stockprice_not_allowed(r, "POST");
+            return ngx_http_stockprice_handler_not_allowed(r, "POST");
         }
 
         r->request_body_in_single_buf = 1;
@@ -233,7 +233,7 @@ ngx_http_stockprice_demo_handler(ngx_http_request_t *r)
     }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return ngx_http_stockprice_not_allowed(r, "GET, HEAD");
+        return ngx_http_stockprice_handler_not_allowed(r, "GET, HEAD");
     }
 
     rc = ngx_http_discard_request_body(r);
@@ -298,7 +298,7 @@ ngx_http_stockprice_demo_auth(ngx_http_request_t *r)
 
     if (r->request_body == NULL || r->request_body->temp_file) {
         ngx_http_finalize_request(r,
-                   ngx_http_stockprice_send_error(r,
+                   ngx_http_stockprice_handler_send_error(r,
                                    NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                    "request body too large"));
         return;
@@ -311,7 +311,7 @@ ngx_http_stockprice_demo_auth(ngx_http_request_t *r)
 
         if ((size_t) (body + sizeof(body) - p) < len) {
             ngx_http_finalize_request(r,
-                   ngx_http_stockprice_send_error(r,
+                   ngx_http_stockprice_handler_send_error(r,
                                    NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                    "request body too large"));
             return;
@@ -332,7 +332,7 @@ ngx_http_stockprice_demo_auth(ngx_http_request_t *r)
     {
         ngx_explicit_memzero(body, p - body);
         ngx_http_finalize_request(r,
-                   ngx_http_stockprice_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                   ngx_http_stockprice_handler_send_error(r, NGX_HTTP_UNAUTHORIZED,
                                                   "invalid credentials"));
         return;
     }
@@ -357,7 +357,7 @@ ngx_http_stockprice_demo_auth(ngx_http_request_t *r)
                           NGX_HTTP_STOCKPRICE_DEMO_TTL);
 
     ngx_http_finalize_request(r,
-                   ngx_http_stockprice_send(r, NGX_HTTP_OK,
+                   ngx_http_stockprice_handler_send(r, NGX_HTTP_OK,
                                             &ngx_http_stockprice_json_type,
                                             b, b->last - b->pos));
 }
@@ -477,7 +477,7 @@ ngx_http_stockprice_demo_prices(ngx_http_request_t *r)
     if (slcf->demo_user.len
         && ngx_http_stockprice_demo_check_token(r, slcf) != NGX_OK)
     {
-        return ngx_http_stockprice_send_error(r, NGX_HTTP_UNAUTHORIZED,
+        return ngx_http_stockprice_handler_send_error(r, NGX_HTTP_UNAUTHORIZED,
                                               "invalid or missing token");
     }
 
@@ -557,14 +557,14 @@ ngx_http_stockprice_demo_prices(ngx_http_request_t *r)
     *p++ = ']';
     b->last = p;
 
-    if (ngx_http_stockprice_add_header(r, "Cache-Control",
+    if (ngx_http_stockprice_handler_add_header(r, "Cache-Control",
                                        (u_char *) "no-store", 8)
         == NULL)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_stockprice_send(r, NGX_HTTP_OK,
+    return ngx_http_stockprice_handler_send(r, NGX_HTTP_OK,
                                     &ngx_http_stockprice_json_type, b,
                                     b->last - b->pos);
 }

@@ -11,8 +11,10 @@
 #include <curl/curl.h>
 
 #include <ngx_http_stockprice_parse.h>
+#include <ngx_http_stockprice_render.h>
 #include <ngx_http_stockprice_module.h>
 #include <ngx_http_stockprice_zone.h>
+#include <ngx_http_stockprice_curl.h>
 #include <ngx_http_stockprice_fetch.h>
 
 
@@ -22,13 +24,22 @@
 #define NGX_HTTP_STOCKPRICE_BUF_MIN      16384
 
 /*
- * A large body is parsed and rendered in slices, each followed by a turn
- * of the event loop, so that a refresh of thousands of records never
- * holds the worker's clients back by more than a slice (8 KB parse in
- * some 30 us, 64 records rendered in some 8 us).
+ * A large body is parsed, rendered and stored in slices, each followed by
+ * a turn of the event loop, so that a refresh of thousands of records
+ * never holds the worker's clients back by more than a slice (8 KB parse
+ * in some 30 us, 64 records rendered in some 8 us, a store step in some
+ * 20 us).
  */
 #define NGX_HTTP_STOCKPRICE_PARSE_SLICE  8192       /* bytes */
 #define NGX_HTTP_STOCKPRICE_RENDER_SLICE 64         /* records */
+
+/* scratch for one rendered record: every byte escaped as \u00XX */
+#define NGX_HTTP_STOCKPRICE_RECORD_MAX                                        \
+    (sizeof("{\"id\":\"\",\"symbol\":\"\",\"price\":,\"valueDateTime\":\"\","  \
+            "\"measurementTimeStamp\":\"\"}")                                 \
+     + NGX_HTTP_STOCKPRICE_UUID_LEN + 6 * NGX_HTTP_STOCKPRICE_SYMBOL_MAX      \
+     + NGX_HTTP_STOCKPRICE_PRICE_LEN + 6 * NGX_HTTP_STOCKPRICE_TIME_MAX       \
+     + NGX_HTTP_STOCKPRICE_ISO_LEN)
 
 
 typedef enum {
@@ -40,7 +51,8 @@ typedef enum {
 typedef enum {
     NGX_HTTP_STOCKPRICE_IDLE = 0,
     NGX_HTTP_STOCKPRICE_PARSING,
-    NGX_HTTP_STOCKPRICE_RENDERING
+    NGX_HTTP_STOCKPRICE_RENDERING,
+    NGX_HTTP_STOCKPRICE_STORING
 } ngx_http_stockprice_stage_e;
 
 
@@ -50,8 +62,10 @@ struct ngx_http_stockprice_fetch_s {
     ngx_log_t                      *log;
 
     ngx_event_t                     timer;      /* the next refresh */
+    uint64_t                        lease;      /* 0: not refreshing */
+    unsigned                        pruning:1;  /* not a refresh */
 
-    CURL                           *easy;       /* NULL: idle */
+    CURL                           *easy;       /* NULL: no request */
     struct curl_slist              *headers;
     ngx_http_stockprice_step_e      step;
     unsigned                        retried:1;
@@ -62,10 +76,14 @@ struct ngx_http_stockprice_fetch_s {
     /* after the prices body: the work on it, a slice per event */
     ngx_event_t                     slice;
     ngx_http_stockprice_stage_e     stage;
-    ngx_msec_t                      extended;   /* the lease, last */
-    ngx_uint_t                      skipped;
+    ngx_msec_t                      renewed;    /* the lease, last */
     ngx_http_stockprice_parser_t    parser;
     ngx_http_stockprice_batch_t     batch;
+    ngx_uint_t                      rendered;   /* of batch.n */
+    u_char                         *last;       /* in batch.text */
+    size_t                          mtime_len;
+    char                            mtime[NGX_HTTP_STOCKPRICE_ISO_LEN];
+    ngx_http_stockprice_zone_build_t  build;
 
     u_char                         *buf;        /* response body */
     size_t                          len;
@@ -77,47 +95,51 @@ struct ngx_http_stockprice_fetch_s {
 };
 
 
-static void ngx_http_stockprice_refresh_handler(ngx_event_t *ev);
-static void ngx_http_stockprice_start(ngx_http_stockprice_fetch_t *fetch,
-    ngx_http_stockprice_step_e step);
-static void ngx_http_stockprice_done(ngx_http_stockprice_fetch_t *fetch,
+static void ngx_http_stockprice_fetch_quit(void *data);
+static void ngx_http_stockprice_fetch_abandon(
+    ngx_http_stockprice_fetch_t *fetch);
+static void ngx_http_stockprice_fetch_refresh_handler(ngx_event_t *ev);
+static void ngx_http_stockprice_fetch_prune(
+    ngx_http_stockprice_fetch_t *fetch);
+static void ngx_http_stockprice_fetch_request(
+    ngx_http_stockprice_fetch_t *fetch, ngx_http_stockprice_step_e step);
+static ngx_int_t ngx_http_stockprice_fetch_setopt(
+    ngx_http_stockprice_fetch_t *fetch, CURL *easy);
+static size_t ngx_http_stockprice_fetch_write(char *ptr, size_t size,
+    size_t nmemb, void *data);
+static void ngx_http_stockprice_fetch_release(
+    ngx_http_stockprice_fetch_t *fetch);
+static void ngx_http_stockprice_fetch_curl_done(CURL *easy, CURLcode result);
+static void ngx_http_stockprice_fetch_done(ngx_http_stockprice_fetch_t *fetch,
     CURLcode result, long status);
-static void ngx_http_stockprice_auth_done(ngx_http_stockprice_fetch_t *fetch,
-    long status);
-static void ngx_http_stockprice_prices_done(
+static void ngx_http_stockprice_fetch_auth_done(
     ngx_http_stockprice_fetch_t *fetch, long status);
-static void ngx_http_stockprice_slice_handler(ngx_event_t *ev);
-static ngx_int_t ngx_http_stockprice_parsed(
+static void ngx_http_stockprice_fetch_prices_done(
+    ngx_http_stockprice_fetch_t *fetch, long status);
+static void ngx_http_stockprice_fetch_slice_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_stockprice_fetch_parsed(
     ngx_http_stockprice_fetch_t *fetch, int rc);
-static void ngx_http_stockprice_store(ngx_http_stockprice_fetch_t *fetch);
-static void ngx_http_stockprice_work_free(ngx_http_stockprice_fetch_t *fetch);
-static void ngx_http_stockprice_finish(ngx_http_stockprice_fetch_t *fetch,
-    ngx_str_t *error, ngx_uint_t skipped);
-static void ngx_http_stockprice_fail(ngx_http_stockprice_fetch_t *fetch,
+static ngx_int_t ngx_http_stockprice_fetch_batch_init(
+    ngx_http_stockprice_fetch_t *fetch, ngx_http_stockprice_record_t *recs,
+    ngx_uint_t n);
+static ngx_int_t ngx_http_stockprice_fetch_render(
+    ngx_http_stockprice_fetch_t *fetch);
+static void ngx_http_stockprice_fetch_uuid(char *buf);
+static ngx_int_t ngx_http_stockprice_fetch_store(
+    ngx_http_stockprice_fetch_t *fetch);
+static void ngx_http_stockprice_fetch_stored(
+    ngx_http_stockprice_fetch_t *fetch, ngx_int_t rc);
+static void ngx_http_stockprice_fetch_work_free(
+    ngx_http_stockprice_fetch_t *fetch);
+static void ngx_http_stockprice_fetch_fail(ngx_http_stockprice_fetch_t *fetch,
     const char *fmt, ...);
-static void ngx_http_stockprice_release(ngx_http_stockprice_fetch_t *fetch);
-static void ngx_http_stockprice_abort_all(
-    ngx_http_stockprice_main_conf_t *spcf);
-
-static size_t ngx_http_stockprice_write(char *ptr, size_t size, size_t nmemb,
-    void *data);
-static int ngx_http_stockprice_socket(CURL *easy, curl_socket_t s, int what,
-    void *userp, void *socketp);
-static int ngx_http_stockprice_timer(CURLM *multi, long timeout_ms,
-    void *userp);
-static void ngx_http_stockprice_socket_handler(ngx_event_t *ev);
-static void ngx_http_stockprice_timer_handler(ngx_event_t *ev);
-static void ngx_http_stockprice_check_multi(void);
-static void ngx_http_stockprice_close_socket(ngx_connection_t *c);
-static void ngx_http_stockprice_quit_handler(ngx_event_t *ev);
-
-
-/* this worker's curl state: one multi handle for every feed */
-
-static CURLM             *ngx_http_stockprice_multi;
-static ngx_event_t        ngx_http_stockprice_curl_timer;
-static ngx_connection_t  *ngx_http_stockprice_watcher;
-static ngx_uint_t         ngx_http_stockprice_curl_inited;
+static void ngx_http_stockprice_fetch_finish(
+    ngx_http_stockprice_fetch_t *fetch, ngx_str_t *error);
+static void ngx_http_stockprice_fetch_lost(ngx_http_stockprice_fetch_t *fetch);
+static void ngx_http_stockprice_fetch_reset(
+    ngx_http_stockprice_fetch_t *fetch);
+static void ngx_http_stockprice_fetch_arm(ngx_http_stockprice_fetch_t *fetch,
+    ngx_msec_t delay);
 
 
 ngx_int_t
@@ -125,59 +147,15 @@ ngx_http_stockprice_fetch_init(ngx_cycle_t *cycle,
     ngx_http_stockprice_main_conf_t *spcf)
 {
     ngx_uint_t                    i;
-    ngx_connection_t             *c;
     ngx_http_stockprice_feed_t  **feeds;
     ngx_http_stockprice_fetch_t  *fetch;
 
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
-                      "stockprice: curl_global_init() failed, no refreshes "
-                      "in this worker");
-        return NGX_OK;
-    }
-
-    ngx_http_stockprice_curl_inited = 1;
-
-    ngx_http_stockprice_multi = curl_multi_init();
-    if (ngx_http_stockprice_multi == NULL) {
-        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
-                      "stockprice: curl_multi_init() failed, no refreshes "
-                      "in this worker");
-        return NGX_OK;
-    }
-
-    curl_multi_setopt(ngx_http_stockprice_multi, CURLMOPT_SOCKETFUNCTION,
-                      ngx_http_stockprice_socket);
-    curl_multi_setopt(ngx_http_stockprice_multi, CURLMOPT_SOCKETDATA, cycle);
-    curl_multi_setopt(ngx_http_stockprice_multi, CURLMOPT_TIMERFUNCTION,
-                      ngx_http_stockprice_timer);
-    curl_multi_setopt(ngx_http_stockprice_multi, CURLMOPT_TIMERDATA, cycle);
-
-    ngx_http_stockprice_curl_timer.handler = ngx_http_stockprice_timer_handler;
-    ngx_http_stockprice_curl_timer.data = cycle;
-    ngx_http_stockprice_curl_timer.log = cycle->log;
-    ngx_http_stockprice_curl_timer.cancelable = 1;
-
-    /*
-     * An idle-marked connection with no socket: at graceful shutdown
-     * ngx_close_idle_connections() calls its read handler, which abandons
-     * transfers in flight so that the next workers take over at once.
-     * With select and poll, whose files[] a fake fd would break, exit
-     * process does the same a little later.
-     */
-
-    if (ngx_cycle->files == NULL) {
-        c = ngx_get_connection(0, cycle->log);
-
-        if (c) {
-            c->fd = (ngx_socket_t) -2;
-            c->idle = 1;
-            c->data = spcf;
-            c->read->handler = ngx_http_stockprice_quit_handler;
-            c->read->log = cycle->log;
-            c->write->log = cycle->log;
-            ngx_http_stockprice_watcher = c;
-        }
+    if (ngx_http_stockprice_curl_init(cycle,
+                                      ngx_http_stockprice_fetch_curl_done,
+                                      ngx_http_stockprice_fetch_quit, spcf)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     feeds = spcf->feeds.elts;
@@ -192,12 +170,12 @@ ngx_http_stockprice_fetch_init(ngx_cycle_t *cycle,
         fetch->ctx = feeds[i]->shm_zone->data;
         fetch->log = cycle->log;
 
-        fetch->timer.handler = ngx_http_stockprice_refresh_handler;
+        fetch->timer.handler = ngx_http_stockprice_fetch_refresh_handler;
         fetch->timer.data = fetch;
         fetch->timer.log = cycle->log;
         fetch->timer.cancelable = 1;
 
-        fetch->slice.handler = ngx_http_stockprice_slice_handler;
+        fetch->slice.handler = ngx_http_stockprice_fetch_slice_handler;
         fetch->slice.data = fetch;
         fetch->slice.log = cycle->log;
 
@@ -215,74 +193,18 @@ void
 ngx_http_stockprice_fetch_exit(ngx_cycle_t *cycle,
     ngx_http_stockprice_main_conf_t *spcf)
 {
-    CURLM             *multi;
-    ngx_uint_t         i;
-    ngx_connection_t  *c;
-
-    ngx_http_stockprice_abort_all(spcf);
-
-    if (ngx_http_stockprice_multi) {
-        multi = ngx_http_stockprice_multi;
-        ngx_http_stockprice_multi = NULL;
-        curl_multi_cleanup(multi);
-    }
-
-    if (ngx_http_stockprice_curl_timer.timer_set) {
-        ngx_del_timer(&ngx_http_stockprice_curl_timer);
-    }
-
-    /* whatever curl did not hand back: its fds are closed by now */
-
-    c = cycle->connections;
-
-    for (i = 0; i < cycle->connection_n; i++) {
-        if (c[i].fd != (ngx_socket_t) -1
-            && c[i].read
-            && c[i].read->handler == ngx_http_stockprice_socket_handler)
-        {
-            c[i].read->active = 0;
-            c[i].write->active = 0;
-            ngx_http_stockprice_close_socket(&c[i]);
-        }
-    }
-
-    if (ngx_http_stockprice_watcher) {
-        c = ngx_http_stockprice_watcher;
-        ngx_http_stockprice_watcher = NULL;
-        c->fd = 0;
-        ngx_free_connection(c);
-        c->fd = (ngx_socket_t) -1;
-    }
-
-    if (ngx_http_stockprice_curl_inited) {
-        curl_global_cleanup();
-        ngx_http_stockprice_curl_inited = 0;
-    }
+    ngx_http_stockprice_fetch_quit(spcf);
+    ngx_http_stockprice_curl_exit(cycle);
 }
 
 
-static void
-ngx_http_stockprice_quit_handler(ngx_event_t *ev)
-{
-    ngx_connection_t  *c;
-
-    c = ev->data;
-
-    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ev->log, 0,
-                   "stockprice: shutting down, abandoning refreshes");
-
-    ngx_http_stockprice_abort_all(c->data);
-
-    ngx_http_stockprice_watcher = NULL;
-    c->fd = 0;
-    ngx_free_connection(c);
-    c->fd = (ngx_socket_t) -1;
-}
-
+/* shutting down: every refresh abandoned, so the next workers go on */
 
 static void
-ngx_http_stockprice_abort_all(ngx_http_stockprice_main_conf_t *spcf)
+ngx_http_stockprice_fetch_quit(void *data)
 {
+    ngx_http_stockprice_main_conf_t *spcf = data;
+
     ngx_uint_t                    i;
     ngx_http_stockprice_feed_t  **feeds;
     ngx_http_stockprice_fetch_t  *fetch;
@@ -300,10 +222,8 @@ ngx_http_stockprice_abort_all(ngx_http_stockprice_main_conf_t *spcf)
             ngx_del_timer(&fetch->timer);
         }
 
-        if (fetch->easy || fetch->stage != NGX_HTTP_STOCKPRICE_IDLE) {
-            ngx_http_stockprice_release(fetch);
-            ngx_http_stockprice_work_free(fetch);
-            ngx_http_stockprice_lease_abandon(fetch->ctx);
+        if (fetch->lease) {
+            ngx_http_stockprice_fetch_abandon(fetch);
         }
 
         if (fetch->buf) {
@@ -316,27 +236,46 @@ ngx_http_stockprice_abort_all(ngx_http_stockprice_main_conf_t *spcf)
 
 
 static void
-ngx_http_stockprice_refresh_handler(ngx_event_t *ev)
+ngx_http_stockprice_fetch_abandon(ngx_http_stockprice_fetch_t *fetch)
+{
+    ngx_http_stockprice_fetch_release(fetch);
+    ngx_http_stockprice_fetch_work_free(fetch);
+    ngx_http_stockprice_zone_lease_drop(fetch->ctx, fetch->lease);
+    fetch->lease = 0;
+}
+
+
+static void
+ngx_http_stockprice_fetch_refresh_handler(ngx_event_t *ev)
 {
     ngx_msec_t                    wait;
+    ngx_uint_t                    prune;
     ngx_http_stockprice_feed_t   *feed;
     ngx_http_stockprice_fetch_t  *fetch;
 
     fetch = ev->data;
     feed = fetch->feed;
 
-    if (ngx_exiting || ngx_http_stockprice_multi == NULL || fetch->easy
-        || fetch->stage != NGX_HTTP_STOCKPRICE_IDLE)
-    {
+    if (ngx_exiting || !ngx_http_stockprice_curl_ready() || fetch->lease) {
         return;
     }
 
-    if (ngx_http_stockprice_lease_acquire(fetch->ctx,
+    /* a reload changed symbols=: those no longer asked for go at once */
+
+    prune = ngx_http_stockprice_zone_prune_due(fetch->ctx);
+
+    if (ngx_http_stockprice_zone_lease_take(fetch->ctx,
                                 feed->timeout + NGX_HTTP_STOCKPRICE_LEASE_SLACK,
-                                &wait)
+                                prune, &fetch->lease, &wait)
         != NGX_OK)
     {
-        ngx_add_timer(&fetch->timer, ngx_max(wait, 1));
+        fetch->lease = 0;
+        ngx_http_stockprice_fetch_arm(fetch, ngx_max(wait, 1));
+        return;
+    }
+
+    if (prune) {
+        ngx_http_stockprice_fetch_prune(fetch);
         return;
     }
 
@@ -348,40 +287,62 @@ ngx_http_stockprice_refresh_handler(ngx_event_t *ev)
     fetch->retried = 0;
 
     if (feed->auth_url.len
-        && ngx_http_stockprice_token_get(fetch->ctx, fetch->token,
-                                         sizeof(fetch->token),
-                                         &fetch->token_len)
+        && ngx_http_stockprice_zone_token_get(fetch->ctx, fetch->token,
+                                              sizeof(fetch->token),
+                                              &fetch->token_len)
            != NGX_OK)
     {
-        ngx_http_stockprice_start(fetch, NGX_HTTP_STOCKPRICE_AUTH);
+        ngx_http_stockprice_fetch_request(fetch, NGX_HTTP_STOCKPRICE_AUTH);
         return;
     }
 
-    ngx_http_stockprice_start(fetch, NGX_HTTP_STOCKPRICE_PRICES);
+    ngx_http_stockprice_fetch_request(fetch, NGX_HTTP_STOCKPRICE_PRICES);
+}
+
+
+/* a snapshot of the same records, but those symbols= no longer asks for */
+
+static void
+ngx_http_stockprice_fetch_prune(ngx_http_stockprice_fetch_t *fetch)
+{
+    ngx_memzero(&fetch->batch, sizeof(ngx_http_stockprice_batch_t));
+
+    fetch->pruning = 1;
+    fetch->renewed = ngx_current_msec;
+
+    if (ngx_http_stockprice_fetch_store(fetch) != NGX_OK) {
+        return;
+    }
+
+    ngx_http_stockprice_fetch_slice_handler(&fetch->slice);
 }
 
 
 static void
-ngx_http_stockprice_start(ngx_http_stockprice_fetch_t *fetch,
+ngx_http_stockprice_fetch_request(ngx_http_stockprice_fetch_t *fetch,
     ngx_http_stockprice_step_e step)
 {
     CURL                        *easy;
-    u_char                      *p;
-    CURLMcode                    rc;
-    struct curl_slist           *headers, *h;
+    ngx_http_stockprice_ctx_t   *ctx;
     ngx_http_stockprice_feed_t  *feed;
-    u_char                       auth[sizeof("Authorization: Bearer ")
-                                      + NGX_HTTP_STOCKPRICE_TOKEN_MAX];
 
     feed = fetch->feed;
+    ctx = fetch->ctx;
 
-    ngx_http_stockprice_lease_extend(fetch->ctx,
-                               feed->timeout + NGX_HTTP_STOCKPRICE_LEASE_SLACK,
-                               step == NGX_HTTP_STOCKPRICE_AUTH);
+    if (ngx_http_stockprice_zone_lease_renew(ctx, fetch->lease,
+                               feed->timeout + NGX_HTTP_STOCKPRICE_LEASE_SLACK)
+        != NGX_OK
+        || (step == NGX_HTTP_STOCKPRICE_AUTH
+            && ngx_http_stockprice_zone_count_auth(ctx, fetch->lease)
+               != NGX_OK))
+    {
+        ngx_http_stockprice_fetch_lost(fetch);
+        return;
+    }
 
     easy = curl_easy_init();
     if (easy == NULL) {
-        ngx_http_stockprice_fail(fetch, "curl_easy_init() failed");
+        ngx_http_stockprice_fetch_fail(fetch, "curl_easy_init() failed");
         return;
     }
 
@@ -391,14 +352,35 @@ ngx_http_stockprice_start(ngx_http_stockprice_fetch_t *fetch,
     fetch->too_large = 0;
     fetch->error[0] = '\0';
 
+    if (ngx_http_stockprice_fetch_setopt(fetch, easy) != NGX_OK
+        || ngx_http_stockprice_curl_add(easy) != NGX_OK)
+    {
+        ngx_http_stockprice_fetch_release(fetch);
+        ngx_http_stockprice_fetch_fail(fetch, "cannot start a request");
+    }
+}
+
+
+static ngx_int_t
+ngx_http_stockprice_fetch_setopt(ngx_http_stockprice_fetch_t *fetch,
+    CURL *easy)
+{
+    u_char                      *p;
+    struct curl_slist           *headers, *h;
+    ngx_http_stockprice_feed_t  *feed;
+    u_char                       auth[sizeof("Authorization: Bearer ")
+                                      + NGX_HTTP_STOCKPRICE_TOKEN_MAX];
+
+    feed = fetch->feed;
+
     headers = curl_slist_append(NULL, "Accept: application/json");
     if (headers == NULL) {
-        goto failed;
+        return NGX_ERROR;
     }
 
     fetch->headers = headers;
 
-    if (step == NGX_HTTP_STOCKPRICE_AUTH) {
+    if (fetch->step == NGX_HTTP_STOCKPRICE_AUTH) {
         h = curl_slist_append(headers, "Content-Type: application/json");
 
         curl_easy_setopt(easy, CURLOPT_URL, feed->auth_url.data);
@@ -424,14 +406,15 @@ ngx_http_stockprice_start(ngx_http_stockprice_fetch_t *fetch,
     }
 
     if (h == NULL) {
-        goto failed;
+        return NGX_ERROR;
     }
 
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(easy, CURLOPT_USERAGENT, NGX_HTTP_STOCKPRICE_AGENT);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, fetch);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, fetch->error);
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, ngx_http_stockprice_write);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION,
+                     ngx_http_stockprice_fetch_write);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, fetch);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) feed->timeout);
@@ -447,22 +430,13 @@ ngx_http_stockprice_start(ngx_http_stockprice_fetch_t *fetch,
     curl_easy_setopt(easy, CURLOPT_QUICK_EXIT, 1L);
 #endif
 
-    rc = curl_multi_add_handle(ngx_http_stockprice_multi, easy);
-    if (rc != CURLM_OK) {
-        goto failed;
-    }
-
-    return;
-
-failed:
-
-    ngx_http_stockprice_release(fetch);
-    ngx_http_stockprice_fail(fetch, "cannot start a request");
+    return NGX_OK;
 }
 
 
 static size_t
-ngx_http_stockprice_write(char *ptr, size_t size, size_t nmemb, void *data)
+ngx_http_stockprice_fetch_write(char *ptr, size_t size, size_t nmemb,
+    void *data)
 {
     ngx_http_stockprice_fetch_t *fetch = data;
 
@@ -527,13 +501,10 @@ ngx_http_stockprice_write(char *ptr, size_t size, size_t nmemb, void *data)
 
 
 static void
-ngx_http_stockprice_release(ngx_http_stockprice_fetch_t *fetch)
+ngx_http_stockprice_fetch_release(ngx_http_stockprice_fetch_t *fetch)
 {
     if (fetch->easy) {
-        if (ngx_http_stockprice_multi) {
-            curl_multi_remove_handle(ngx_http_stockprice_multi, fetch->easy);
-        }
-
+        ngx_http_stockprice_curl_remove(fetch->easy);
         curl_easy_cleanup(fetch->easy);
         fetch->easy = NULL;
     }
@@ -546,48 +517,31 @@ ngx_http_stockprice_release(ngx_http_stockprice_fetch_t *fetch)
 
 
 static void
-ngx_http_stockprice_check_multi(void)
+ngx_http_stockprice_fetch_curl_done(CURL *easy, CURLcode result)
 {
-    int                           left;
     long                          status;
-    CURL                         *easy;
-    CURLMsg                      *msg;
-    CURLcode                      result;
     ngx_http_stockprice_fetch_t  *fetch;
 
-    while ((msg = curl_multi_info_read(ngx_http_stockprice_multi, &left))) {
+    fetch = NULL;
+    status = 0;
 
-        if (msg->msg != CURLMSG_DONE) {
-            continue;
-        }
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &fetch);
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
 
-        easy = msg->easy_handle;
-        result = msg->data.result;
-        fetch = NULL;
-        status = 0;
-
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &fetch);
-        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-
-        if (fetch == NULL || fetch->easy != easy) {
-            curl_multi_remove_handle(ngx_http_stockprice_multi, easy);
-            curl_easy_cleanup(easy);
-            continue;
-        }
-
-        ngx_http_stockprice_release(fetch);
-        ngx_http_stockprice_done(fetch, result, status);
-
-        if (ngx_http_stockprice_multi == NULL) {
-            return;
-        }
+    if (fetch == NULL || fetch->easy != easy) {
+        ngx_http_stockprice_curl_remove(easy);
+        curl_easy_cleanup(easy);
+        return;
     }
+
+    ngx_http_stockprice_fetch_release(fetch);
+    ngx_http_stockprice_fetch_done(fetch, result, status);
 }
 
 
 static void
-ngx_http_stockprice_done(ngx_http_stockprice_fetch_t *fetch, CURLcode result,
-    long status)
+ngx_http_stockprice_fetch_done(ngx_http_stockprice_fetch_t *fetch,
+    CURLcode result, long status)
 {
     const char  *what;
 
@@ -596,44 +550,45 @@ ngx_http_stockprice_done(ngx_http_stockprice_fetch_t *fetch, CURLcode result,
     if (result != CURLE_OK) {
 
         if (fetch->too_large || result == CURLE_FILESIZE_EXCEEDED) {
-            ngx_http_stockprice_fail(fetch,
+            ngx_http_stockprice_fetch_fail(fetch,
                                      "%s response larger than max_size %uz",
                                      what, fetch->feed->max_size);
 
         } else if (result == CURLE_OPERATION_TIMEDOUT) {
-            ngx_http_stockprice_fail(fetch, "%s timed out after %M ms",
-                                     what, fetch->feed->timeout);
+            ngx_http_stockprice_fetch_fail(fetch, "%s timed out after %M ms",
+                                           what, fetch->feed->timeout);
 
         } else {
-            ngx_http_stockprice_fail(fetch, "%s request failed: %s", what,
-                                     fetch->error[0]
-                                     ? fetch->error
-                                     : curl_easy_strerror(result));
+            ngx_http_stockprice_fetch_fail(fetch, "%s request failed: %s",
+                                           what, fetch->error[0]
+                                                 ? fetch->error
+                                                 : curl_easy_strerror(result));
         }
 
         return;
     }
 
     if (fetch->step == NGX_HTTP_STOCKPRICE_AUTH) {
-        ngx_http_stockprice_auth_done(fetch, status);
+        ngx_http_stockprice_fetch_auth_done(fetch, status);
 
     } else {
-        ngx_http_stockprice_prices_done(fetch, status);
+        ngx_http_stockprice_fetch_prices_done(fetch, status);
     }
 }
 
 
 static void
-ngx_http_stockprice_auth_done(ngx_http_stockprice_fetch_t *fetch,
+ngx_http_stockprice_fetch_auth_done(ngx_http_stockprice_fetch_t *fetch,
     long status)
 {
-    int     rc;
-    char   *token;
-    long    expires_in;
-    size_t  len;
+    int        rc;
+    char      *token;
+    long       expires_in;
+    size_t     len;
+    ngx_int_t  set;
 
     if (status < 200 || status > 299) {
-        ngx_http_stockprice_fail(fetch, "auth answered %l", status);
+        ngx_http_stockprice_fetch_fail(fetch, "auth answered %l", status);
         return;
     }
 
@@ -641,7 +596,8 @@ ngx_http_stockprice_auth_done(ngx_http_stockprice_fetch_t *fetch,
                                          &token, &len, &expires_in);
 
     if (rc != NGX_HTTP_STOCKPRICE_PARSE_OK) {
-        ngx_http_stockprice_fail(fetch, "auth answer has no valid token");
+        ngx_http_stockprice_fetch_fail(fetch,
+                                       "auth answer has no valid token");
         return;
     }
 
@@ -651,11 +607,16 @@ ngx_http_stockprice_auth_done(ngx_http_stockprice_fetch_t *fetch,
     ngx_explicit_memzero(token, len);
     free(token);
 
-    if (ngx_http_stockprice_token_set(fetch->ctx, fetch->token, len,
-                                      expires_in)
-        != NGX_OK)
-    {
-        ngx_http_stockprice_fail(fetch, "zone is too small for the token");
+    set = ngx_http_stockprice_zone_token_set(fetch->ctx, fetch->lease,
+                                             fetch->token, len, expires_in);
+
+    if (set == NGX_DECLINED) {
+        ngx_http_stockprice_fetch_lost(fetch);
+        return;
+    }
+
+    if (set != NGX_OK) {
+        ngx_http_stockprice_fetch_fail(fetch, "auth answer has no valid token");
         return;
     }
 
@@ -664,12 +625,12 @@ ngx_http_stockprice_auth_done(ngx_http_stockprice_fetch_t *fetch,
                   &fetch->feed->shm_zone->shm.name,
                   expires_in > 0 ? "" : ", token does not expire");
 
-    ngx_http_stockprice_start(fetch, NGX_HTTP_STOCKPRICE_PRICES);
+    ngx_http_stockprice_fetch_request(fetch, NGX_HTTP_STOCKPRICE_PRICES);
 }
 
 
 static void
-ngx_http_stockprice_prices_done(ngx_http_stockprice_fetch_t *fetch,
+ngx_http_stockprice_fetch_prices_done(ngx_http_stockprice_fetch_t *fetch,
     long status)
 {
     ngx_http_stockprice_feed_t  *feed;
@@ -679,27 +640,27 @@ ngx_http_stockprice_prices_done(ngx_http_stockprice_fetch_t *fetch,
     if (status == 401 && feed->auth_url.len && !fetch->retried) {
         /* the token was refused: authenticate once more, then retry */
         fetch->retried = 1;
-        ngx_http_stockprice_token_clear(fetch->ctx, fetch->token,
-                                        fetch->token_len);
-        ngx_http_stockprice_start(fetch, NGX_HTTP_STOCKPRICE_AUTH);
+        ngx_http_stockprice_zone_token_clear(fetch->ctx, fetch->token,
+                                             fetch->token_len);
+        ngx_http_stockprice_fetch_request(fetch, NGX_HTTP_STOCKPRICE_AUTH);
         return;
     }
 
     if (status < 200 || status > 299) {
-        ngx_http_stockprice_fail(fetch, "upstream answered %l", status);
+        ngx_http_stockprice_fetch_fail(fetch, "upstream answered %l", status);
         return;
     }
 
-    /* the lease covers the work on the body too: extended at its start */
+    /* the lease covers the work on the body too: renewed at its start */
 
-    fetch->extended = ngx_current_msec - NGX_HTTP_STOCKPRICE_LEASE_POLL;
+    fetch->renewed = ngx_current_msec - NGX_HTTP_STOCKPRICE_LEASE_POLL;
 
     ngx_http_stockprice_parse_start(&fetch->parser, (char *) fetch->buf,
                                     fetch->len, feed->filter, feed->nfilter);
 
     fetch->stage = NGX_HTTP_STOCKPRICE_PARSING;
 
-    ngx_http_stockprice_slice_handler(&fetch->slice);
+    ngx_http_stockprice_fetch_slice_handler(&fetch->slice);
 }
 
 
@@ -710,7 +671,7 @@ ngx_http_stockprice_prices_done(ngx_http_stockprice_fetch_t *fetch,
  */
 
 static void
-ngx_http_stockprice_slice_handler(ngx_event_t *ev)
+ngx_http_stockprice_fetch_slice_handler(ngx_event_t *ev)
 {
     int                           rc;
     ngx_http_stockprice_fetch_t  *fetch;
@@ -719,22 +680,27 @@ ngx_http_stockprice_slice_handler(ngx_event_t *ev)
 
     if (ngx_exiting) {
         /* shutting down: the next workers refresh at once */
-        ngx_http_stockprice_work_free(fetch);
-        ngx_http_stockprice_lease_abandon(fetch->ctx);
+        ngx_http_stockprice_fetch_abandon(fetch);
         return;
     }
 
     /*
-     * however long the work takes on a busy worker, the lease stays ours:
-     * only its holder may replace the snapshot
+     * however long the work takes on a busy worker, the lease stays ours;
+     * a worker stopped for longer than the lease finds it lost here
      */
 
-    if (ngx_current_msec - fetch->extended >= NGX_HTTP_STOCKPRICE_LEASE_POLL)
-    {
-        ngx_http_stockprice_lease_extend(fetch->ctx,
+    if (ngx_current_msec - fetch->renewed >= NGX_HTTP_STOCKPRICE_LEASE_POLL) {
+
+        if (ngx_http_stockprice_zone_lease_renew(fetch->ctx, fetch->lease,
                                 fetch->feed->timeout
-                                + NGX_HTTP_STOCKPRICE_LEASE_SLACK, 0);
-        fetch->extended = ngx_current_msec;
+                                + NGX_HTTP_STOCKPRICE_LEASE_SLACK)
+            != NGX_OK)
+        {
+            ngx_http_stockprice_fetch_lost(fetch);
+            return;
+        }
+
+        fetch->renewed = ngx_current_msec;
     }
 
     switch (fetch->stage) {
@@ -747,7 +713,7 @@ ngx_http_stockprice_slice_handler(ngx_event_t *ev)
             break;
         }
 
-        if (ngx_http_stockprice_parsed(fetch, rc) != NGX_AGAIN) {
+        if (ngx_http_stockprice_fetch_parsed(fetch, rc) != NGX_AGAIN) {
             return;
         }
 
@@ -760,15 +726,25 @@ ngx_http_stockprice_slice_handler(ngx_event_t *ev)
         /* fall through */
 
     case NGX_HTTP_STOCKPRICE_RENDERING:
-        if (ngx_http_stockprice_batch_render(&fetch->batch,
-                                             NGX_HTTP_STOCKPRICE_RENDER_SLICE)
-            == NGX_OK)
-        {
-            ngx_http_stockprice_store(fetch);
+        if (ngx_http_stockprice_fetch_render(fetch) != NGX_OK) {
+            break;
+        }
+
+        if (ngx_http_stockprice_fetch_store(fetch) != NGX_OK) {
             return;
         }
 
-        break;
+        /* fall through */
+
+    case NGX_HTTP_STOCKPRICE_STORING:
+        rc = ngx_http_stockprice_zone_build_step(&fetch->build);
+
+        if (rc == NGX_AGAIN) {
+            break;
+        }
+
+        ngx_http_stockprice_fetch_stored(fetch, rc);
+        return;
 
     default:
         return;
@@ -781,15 +757,10 @@ ngx_http_stockprice_slice_handler(ngx_event_t *ev)
 /* the body parsed: NGX_AGAIN, records to render; else finished */
 
 static ngx_int_t
-ngx_http_stockprice_parsed(ngx_http_stockprice_fetch_t *fetch, int rc)
+ngx_http_stockprice_fetch_parsed(ngx_http_stockprice_fetch_t *fetch, int rc)
 {
-    size_t                               n;
-    ngx_http_stockprice_feed_t          *feed;
-    ngx_http_stockprice_record_t        *recs;
-    ngx_http_stockprice_parse_stats_t   *stats;
-
-    feed = fetch->feed;
-    stats = &fetch->parser.stats;
+    size_t                         n;
+    ngx_http_stockprice_record_t  *recs;
 
     if (rc == NGX_HTTP_STOCKPRICE_PARSE_OK) {
         rc = ngx_http_stockprice_parse_done(&fetch->parser, &recs, &n);
@@ -806,42 +777,29 @@ ngx_http_stockprice_parsed(ngx_http_stockprice_fetch_t *fetch, int rc)
         break;
 
     case NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON:
-        ngx_http_stockprice_fail(fetch, "upstream response is not valid JSON");
+        ngx_http_stockprice_fetch_fail(fetch,
+                                       "upstream response is not valid JSON");
         return NGX_DONE;
 
     case NGX_HTTP_STOCKPRICE_PARSE_NOT_ARRAY:
-        ngx_http_stockprice_fail(fetch,
-                                 "upstream response is not a JSON array");
+        ngx_http_stockprice_fetch_fail(fetch,
+                                     "upstream response is not a JSON array");
         return NGX_DONE;
 
     default:
-        ngx_http_stockprice_fail(fetch, "cannot parse upstream response");
+        ngx_http_stockprice_fetch_fail(fetch,
+                                       "cannot parse upstream response");
         return NGX_DONE;
-    }
-
-    fetch->skipped = stats->bad_symbol + stats->bad_price
-                     + stats->not_object;
-
-    if (fetch->skipped) {
-        ngx_log_error(NGX_LOG_WARN, fetch->log, 0,
-                      "stockprice zone \"%V\": skipped %uz of %uz records "
-                      "(%uz bad symbol, %uz bad price, %uz not an object)",
-                      &feed->shm_zone->shm.name, fetch->skipped,
-                      stats->total, stats->bad_symbol, stats->bad_price,
-                      stats->not_object);
     }
 
     if (n == 0) {
-        ngx_http_stockprice_finish(fetch, NULL, fetch->skipped);
+        ngx_http_stockprice_fetch_finish(fetch, NULL);
         return NGX_DONE;
     }
 
-    if (ngx_http_stockprice_batch_init(&fetch->batch, recs, n, &fetch->start,
-                                       fetch->log)
-        != NGX_OK)
-    {
+    if (ngx_http_stockprice_fetch_batch_init(fetch, recs, n) != NGX_OK) {
         free(recs);
-        ngx_http_stockprice_fail(fetch, "cannot store records");
+        ngx_http_stockprice_fetch_fail(fetch, "cannot store records");
         return NGX_DONE;
     }
 
@@ -851,39 +809,196 @@ ngx_http_stockprice_parsed(ngx_http_stockprice_fetch_t *fetch, int rc)
 }
 
 
-static void
-ngx_http_stockprice_store(ngx_http_stockprice_fetch_t *fetch)
+static ngx_int_t
+ngx_http_stockprice_fetch_batch_init(ngx_http_stockprice_fetch_t *fetch,
+    ngx_http_stockprice_record_t *recs, ngx_uint_t n)
 {
-    size_t     n, needed;
-    ngx_int_t  rc;
+    ngx_http_stockprice_batch_t  *batch;
 
-    n = fetch->batch.n;
+    batch = &fetch->batch;
 
-    rc = ngx_http_stockprice_publish(fetch->ctx, &fetch->batch, &needed,
-                                     fetch->log);
+    ngx_memzero(batch, sizeof(ngx_http_stockprice_batch_t));
 
-    ngx_http_stockprice_batch_free(&fetch->batch);
-    fetch->stage = NGX_HTTP_STOCKPRICE_IDLE;
+    batch->recs = recs;
+    batch->n = n;
+    batch->last_modified = fetch->start.tv_sec;
 
-    if (rc == NGX_DECLINED) {
-        ngx_http_stockprice_fail(fetch, "zone is too small for %uz symbols, "
-                                 "%uz bytes needed", n, needed);
-        return;
+    fetch->rendered = 0;
+    fetch->mtime_len = ngx_http_stockprice_format_time(fetch->mtime,
+                                            (int64_t) fetch->start.tv_sec,
+                                            (long) fetch->start.tv_usec);
+
+    /* untouched pages of the worst case cost no memory */
+
+    batch->text = ngx_alloc(n * NGX_HTTP_STOCKPRICE_RECORD_MAX + 1,
+                            fetch->log);
+    if (batch->text == NULL) {
+        return NGX_ERROR;
     }
 
-    if (rc != NGX_OK) {
-        ngx_http_stockprice_fail(fetch, "cannot store records");
-        return;
+    batch->lens = ngx_alloc(n * sizeof(uint32_t) + 1, fetch->log);
+    if (batch->lens == NULL) {
+        ngx_free(batch->text);
+        batch->text = NULL;
+        return NGX_ERROR;
     }
 
-    ngx_http_stockprice_finish(fetch, NULL, fetch->skipped);
+    fetch->last = batch->text;
+
+    return NGX_OK;
 }
 
 
-/* whatever the work on a body holds, at an abort */
+/* renders a slice more of the records; NGX_OK: all are, NGX_AGAIN: not yet */
+
+static ngx_int_t
+ngx_http_stockprice_fetch_render(ngx_http_stockprice_fetch_t *fetch)
+{
+    size_t                         len;
+    ngx_uint_t                     end;
+    ngx_http_stockprice_batch_t   *batch;
+    ngx_http_stockprice_record_t  *rec;
+
+    batch = &fetch->batch;
+    end = ngx_min(batch->n, fetch->rendered + NGX_HTTP_STOCKPRICE_RENDER_SLICE);
+
+    for ( /* void */ ; fetch->rendered < end; fetch->rendered++) {
+        rec = &batch->recs[fetch->rendered];
+
+        if (!rec->has_id) {
+            ngx_http_stockprice_fetch_uuid(rec->id);
+            rec->has_id = 1;
+        }
+
+        len = ngx_http_stockprice_render_record((char *) fetch->last, rec,
+                                                fetch->mtime,
+                                                fetch->mtime_len);
+
+        if (len > NGX_HTTP_STOCKPRICE_RECORD_LONGEST) {
+            /* the zone size rule would not hold */
+            ngx_log_error(NGX_LOG_ALERT, fetch->log, 0,
+                          "stockprice zone \"%V\": a record of %uz bytes",
+                          &fetch->feed->shm_zone->shm.name, len);
+        }
+
+        batch->lens[fetch->rendered] = (uint32_t) len;
+        fetch->last += len;
+    }
+
+    return fetch->rendered == batch->n ? NGX_OK : NGX_AGAIN;
+}
+
+
+/*
+ * A version 4 UUID from splitmix64, seeded in each worker from nginx's own
+ * random() (seeded per worker): two steps per id, where eight random()
+ * calls, each taking glibc's lock, cost a large refresh some 0.5 ms.
+ */
 
 static void
-ngx_http_stockprice_work_free(ngx_http_stockprice_fetch_t *fetch)
+ngx_http_stockprice_fetch_uuid(char *buf)
+{
+    uint64_t          z, rnd[2];
+    ngx_uint_t        i;
+    static uint64_t   state;
+    static ngx_pid_t  seeded;
+
+    if (seeded != ngx_pid) {
+        state = ((uint64_t) ngx_random() << 33)
+                ^ ((uint64_t) ngx_random() << 11)
+                ^ (uint64_t) ngx_random() ^ (uint64_t) ngx_pid;
+        seeded = ngx_pid;
+    }
+
+    for (i = 0; i < 2; i++) {
+        z = (state += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        rnd[i] = z ^ (z >> 31);
+    }
+
+    ngx_http_stockprice_format_uuid(buf, (unsigned char *) rnd);
+}
+
+
+/* the batch rendered in full: to the store, in steps */
+
+static ngx_int_t
+ngx_http_stockprice_fetch_store(ngx_http_stockprice_fetch_t *fetch)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_stockprice_zone_build_start(&fetch->build, fetch->ctx,
+                                              fetch->lease, &fetch->batch,
+                                              fetch->log);
+    if (rc != NGX_OK) {
+        ngx_http_stockprice_fetch_stored(fetch, rc);
+        return NGX_ERROR;
+    }
+
+    fetch->stage = NGX_HTTP_STOCKPRICE_STORING;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_stockprice_fetch_stored(ngx_http_stockprice_fetch_t *fetch,
+    ngx_int_t rc)
+{
+    size_t      needed;
+    ngx_uint_t  n, dropped, pruning;
+
+    n = fetch->build.nsymbols;
+    needed = fetch->build.needed;
+    dropped = fetch->build.dropped;
+    pruning = fetch->pruning;
+
+    ngx_http_stockprice_fetch_work_free(fetch);
+
+    switch (rc) {
+
+    case NGX_OK:
+    case NGX_DONE:
+        if (!pruning) {
+            ngx_http_stockprice_fetch_finish(fetch, NULL);
+            return;
+        }
+
+        if (dropped) {
+            ngx_log_error(NGX_LOG_NOTICE, fetch->log, 0,
+                          "stockprice zone \"%V\": %ui symbols no longer in "
+                          "\"symbols=\" removed",
+                          &fetch->feed->shm_zone->shm.name, dropped);
+        }
+
+        /* not a refresh: the schedule and the counters stay as they are */
+        ngx_http_stockprice_zone_lease_drop(fetch->ctx, fetch->lease);
+        fetch->lease = 0;
+        ngx_http_stockprice_fetch_arm(fetch, 1);
+        return;
+
+    case NGX_ABORT:
+        ngx_http_stockprice_fetch_lost(fetch);
+        return;
+
+    case NGX_DECLINED:
+        ngx_http_stockprice_fetch_fail(fetch, "zone is too small for %ui "
+                                       "symbols, %uz bytes needed",
+                                       n, needed);
+        return;
+
+    default:
+        ngx_http_stockprice_fetch_fail(fetch, "cannot store records");
+        return;
+    }
+}
+
+
+/* whatever the work on a body holds */
+
+static void
+ngx_http_stockprice_fetch_work_free(ngx_http_stockprice_fetch_t *fetch)
 {
     if (fetch->slice.posted) {
         ngx_delete_posted_event(&fetch->slice);
@@ -893,24 +1008,34 @@ ngx_http_stockprice_work_free(ngx_http_stockprice_fetch_t *fetch)
         ngx_http_stockprice_parse_abort(&fetch->parser);
     }
 
-    if (fetch->stage == NGX_HTTP_STOCKPRICE_RENDERING) {
-        ngx_http_stockprice_batch_free(&fetch->batch);
+    ngx_http_stockprice_zone_build_free(&fetch->build);
+
+    if (fetch->batch.text) {
+        ngx_free(fetch->batch.text);
     }
 
+    if (fetch->batch.lens) {
+        ngx_free(fetch->batch.lens);
+    }
+
+    /* the records came from the parser's malloc() */
+    free(fetch->batch.recs);
+
+    ngx_memzero(&fetch->batch, sizeof(ngx_http_stockprice_batch_t));
+
     fetch->stage = NGX_HTTP_STOCKPRICE_IDLE;
+    fetch->pruning = 0;
 }
 
 
 static void
-ngx_http_stockprice_fail(ngx_http_stockprice_fetch_t *fetch,
+ngx_http_stockprice_fetch_fail(ngx_http_stockprice_fetch_t *fetch,
     const char *fmt, ...)
 {
-    u_char                     *p;
-    va_list                     args;
-    ngx_str_t                   error;
-    ngx_uint_t                  nsymbols;
-    ngx_http_stockprice_ctx_t  *ctx;
-    u_char                      buf[NGX_HTTP_STOCKPRICE_ERROR_LEN];
+    u_char     *p;
+    va_list     args;
+    ngx_str_t   error;
+    u_char      buf[NGX_HTTP_STOCKPRICE_ERROR_LEN];
 
     va_start(args, fmt);
     p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
@@ -919,29 +1044,81 @@ ngx_http_stockprice_fail(ngx_http_stockprice_fetch_t *fetch,
     error.data = buf;
     error.len = p - buf;
 
-    ctx = fetch->ctx;
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-    nsymbols = ctx->sh->snapshot ? ctx->sh->snapshot->nsymbols : 0;
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-    ngx_log_error(NGX_LOG_ERR, fetch->log, 0,
-                  "stockprice zone \"%V\": %V, keeping %ui symbols",
-                  &fetch->feed->shm_zone->shm.name, &error, nsymbols);
-
-    ngx_http_stockprice_finish(fetch, &error, 0);
+    ngx_http_stockprice_fetch_finish(fetch, &error);
 }
 
 
+/* the refresh ended ("error" NULL: it succeeded), if the lease is ours */
+
 static void
-ngx_http_stockprice_finish(ngx_http_stockprice_fetch_t *fetch,
-    ngx_str_t *error, ngx_uint_t skipped)
+ngx_http_stockprice_fetch_finish(ngx_http_stockprice_fetch_t *fetch,
+    ngx_str_t *error)
 {
-    ngx_msec_t  delay;
+    ngx_uint_t                          skipped, nsymbols;
+    ngx_msec_t                          delay;
+    ngx_http_stockprice_parse_stats_t  *stats;
 
-    ngx_http_stockprice_release(fetch);
+    stats = &fetch->parser.stats;
+    skipped = error ? 0
+                    : stats->bad_symbol + stats->bad_price + stats->not_object;
 
-    /* a large body is not kept for the whole interval */
+    if (ngx_http_stockprice_zone_refresh_done(fetch->ctx, fetch->lease, error,
+                                              skipped, &delay, &nsymbols)
+        != NGX_OK)
+    {
+        ngx_http_stockprice_fetch_lost(fetch);
+        return;
+    }
+
+    fetch->lease = 0;
+    ngx_http_stockprice_fetch_reset(fetch);
+
+    if (error) {
+        ngx_log_error(NGX_LOG_ERR, fetch->log, 0,
+                      "stockprice zone \"%V\": %V, keeping %ui symbols",
+                      &fetch->feed->shm_zone->shm.name, error, nsymbols);
+
+    } else if (skipped) {
+        ngx_log_error(NGX_LOG_WARN, fetch->log, 0,
+                      "stockprice zone \"%V\": skipped %uz of %uz records "
+                      "(%uz bad symbol, %uz bad price, %uz not an object)",
+                      &fetch->feed->shm_zone->shm.name, skipped,
+                      stats->total, stats->bad_symbol, stats->bad_price,
+                      stats->not_object);
+    }
+
+    ngx_http_stockprice_fetch_arm(fetch, delay);
+}
+
+
+/*
+ * Another worker took the lease while this one was stopped (a debugger, a
+ * frozen cgroup, a paused machine): whatever it fetched is older than
+ * what the zone may hold by now, and is dropped untold.
+ */
+
+static void
+ngx_http_stockprice_fetch_lost(ngx_http_stockprice_fetch_t *fetch)
+{
+    fetch->lease = 0;
+    ngx_http_stockprice_fetch_reset(fetch);
+
+    ngx_log_error(NGX_LOG_NOTICE, fetch->log, 0,
+                  "stockprice zone \"%V\": lost the refresh lease to another "
+                  "process, dropping this refresh",
+                  &fetch->feed->shm_zone->shm.name);
+
+    ngx_http_stockprice_fetch_arm(fetch, NGX_HTTP_STOCKPRICE_LEASE_POLL);
+}
+
+
+/* back to idle: no request, no work, no large body kept for an interval */
+
+static void
+ngx_http_stockprice_fetch_reset(ngx_http_stockprice_fetch_t *fetch)
+{
+    ngx_http_stockprice_fetch_release(fetch);
+    ngx_http_stockprice_fetch_work_free(fetch);
 
     if (fetch->size > NGX_HTTP_STOCKPRICE_BUF_MIN * 4) {
         ngx_free(fetch->buf);
@@ -950,9 +1127,13 @@ ngx_http_stockprice_finish(ngx_http_stockprice_fetch_t *fetch,
     }
 
     fetch->len = 0;
+}
 
-    delay = ngx_http_stockprice_lease_release(fetch->ctx, error, skipped);
 
+static void
+ngx_http_stockprice_fetch_arm(ngx_http_stockprice_fetch_t *fetch,
+    ngx_msec_t delay)
+{
     if (ngx_exiting) {
         return;
     }
@@ -962,178 +1143,4 @@ ngx_http_stockprice_finish(ngx_http_stockprice_fetch_t *fetch,
     }
 
     ngx_add_timer(&fetch->timer, delay);
-}
-
-
-static int
-ngx_http_stockprice_socket(CURL *easy, curl_socket_t s, int what, void *userp,
-    void *socketp)
-{
-    ngx_cycle_t *cycle = userp;
-
-    ngx_connection_t  *c;
-
-    c = socketp;
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, cycle->log, 0,
-                   "stockprice curl socket %d: %d", (int) s, what);
-
-    if (what == CURL_POLL_REMOVE) {
-        if (c) {
-            if (ngx_http_stockprice_multi) {
-                curl_multi_assign(ngx_http_stockprice_multi, s, NULL);
-            }
-
-            ngx_http_stockprice_close_socket(c);
-        }
-
-        return 0;
-    }
-
-    if (c == NULL) {
-        c = ngx_get_connection(s, cycle->log);
-        if (c == NULL) {
-            return -1;
-        }
-
-        c->log = cycle->log;
-        c->read->log = cycle->log;
-        c->write->log = cycle->log;
-        c->read->handler = ngx_http_stockprice_socket_handler;
-        c->write->handler = ngx_http_stockprice_socket_handler;
-
-        curl_multi_assign(ngx_http_stockprice_multi, s, c);
-    }
-
-    /* level-triggered: curl may leave data unread between calls */
-
-    if (what & CURL_POLL_IN) {
-        if (!c->read->active
-            && ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK)
-        {
-            return -1;
-        }
-
-    } else if (c->read->active) {
-        ngx_del_event(c->read, NGX_READ_EVENT, 0);
-    }
-
-    if (what & CURL_POLL_OUT) {
-        if (!c->write->active
-            && ngx_add_event(c->write, NGX_WRITE_EVENT, 0) != NGX_OK)
-        {
-            return -1;
-        }
-
-    } else if (c->write->active) {
-        ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
-    }
-
-    return 0;
-}
-
-
-static void
-ngx_http_stockprice_close_socket(ngx_connection_t *c)
-{
-    ngx_uint_t  flags;
-
-    /*
-     * curl may have closed the socket already (a connect that timed out,
-     * with curl 7.88): the close took it out of epoll, and epoll_ctl()
-     * would fail with EBADF
-     */
-
-    flags = 0;
-
-    if ((c->read->active || c->write->active)
-        && fcntl(c->fd, F_GETFD) == -1)
-    {
-        flags = NGX_CLOSE_EVENT;
-    }
-
-    if (c->read->active) {
-        ngx_del_event(c->read, NGX_READ_EVENT, flags);
-    }
-
-    if (c->write->active) {
-        ngx_del_event(c->write, NGX_WRITE_EVENT, flags);
-    }
-
-    if (c->read->posted) {
-        ngx_delete_posted_event(c->read);
-    }
-
-    if (c->write->posted) {
-        ngx_delete_posted_event(c->write);
-    }
-
-    /* the socket is curl's: it closes it */
-
-    ngx_free_connection(c);
-    c->fd = (ngx_socket_t) -1;
-}
-
-
-static void
-ngx_http_stockprice_socket_handler(ngx_event_t *ev)
-{
-    int                running;
-    ngx_connection_t  *c;
-
-    c = ev->data;
-
-    if (ngx_http_stockprice_multi == NULL) {
-        return;
-    }
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ev->log, 0,
-                   "stockprice curl socket %d %s ready", (int) c->fd,
-                   ev->write ? "write" : "read");
-
-    curl_multi_socket_action(ngx_http_stockprice_multi, c->fd,
-                             ev->write ? CURL_CSELECT_OUT : CURL_CSELECT_IN,
-                             &running);
-
-    ngx_http_stockprice_check_multi();
-}
-
-
-static int
-ngx_http_stockprice_timer(CURLM *multi, long timeout_ms, void *userp)
-{
-    ngx_event_t  *ev;
-
-    ev = &ngx_http_stockprice_curl_timer;
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ev->log, 0,
-                   "stockprice curl timer: %l ms", timeout_ms);
-
-    /* deleted first: nginx ignores a re-add that moves it < 300 ms */
-
-    if (ev->timer_set) {
-        ngx_del_timer(ev);
-    }
-
-    if (timeout_ms >= 0) {
-        ngx_add_timer(ev, (ngx_msec_t) timeout_ms);
-    }
-
-    return 0;
-}
-
-
-static void
-ngx_http_stockprice_timer_handler(ngx_event_t *ev)
-{
-    int  running;
-
-    if (ngx_exiting || ngx_http_stockprice_multi == NULL) {
-        return;
-    }
-
-    curl_multi_socket_action(ngx_http_stockprice_multi, CURL_SOCKET_TIMEOUT,
-                             0, &running);
-
-    ngx_http_stockprice_check_multi();
 }

@@ -14,43 +14,50 @@
 #include <ngx_http_stockprice_zone.h>
 
 
-/* one answer of /api/StockPrice: what it is made of */
+/* a list this long goes by sendfile(), a shorter one in one writev() */
+#define NGX_HTTP_STOCKPRICE_FILE_MIN  32768
+
+
+/* this worker's copy of a generation's list, see handler_list() */
 
 typedef struct {
-    ngx_str_t                       symbol;     /* "": the list */
-    ngx_array_t                    *filter;     /* ?symbols=, or NULL */
-    ngx_http_stockprice_sym_t     **found;      /* of the filter */
-    ngx_uint_t                      nfound;
-
     ngx_http_stockprice_ctx_t      *ctx;
-    ngx_http_stockprice_snap_t     *snap;
-    ngx_http_stockprice_sym_t      *sym;
-    size_t                          len;
+    uint64_t                        generation;
+    ngx_uint_t                      refs;       /* requests sending it */
     time_t                          last_modified;
     size_t                          etag_len;
     u_char                          etag[NGX_HTTP_STOCKPRICE_ETAG_LEN];
-} ngx_http_stockprice_view_t;
+    size_t                          http_time_len;  /* 0: none */
+    u_char                          http_time[sizeof(
+                                        "Mon, 28 Sep 1970 06:00:00 GMT")];
+    ngx_file_t                      file;       /* fd -1: memory only */
+    size_t                          len;
+    u_char                         *data;
+} ngx_http_stockprice_handler_cache_t;
 
 
-static ngx_int_t ngx_http_stockprice_symbol(ngx_http_request_t *r,
+static ngx_int_t ngx_http_stockprice_handler_symbol(ngx_http_request_t *r,
     ngx_str_t *symbol);
-static ngx_int_t ngx_http_stockprice_filter(ngx_http_request_t *r,
-    ngx_http_stockprice_view_t *view);
-static ngx_int_t ngx_http_stockprice_measure(ngx_http_stockprice_view_t *view);
-static u_char *ngx_http_stockprice_copy(ngx_http_stockprice_view_t *view,
-    u_char *p);
-static ngx_int_t ngx_http_stockprice_list(ngx_http_request_t *r,
+static ngx_int_t ngx_http_stockprice_handler_filter(ngx_http_request_t *r,
+    ngx_http_stockprice_zone_view_t *view);
+static ngx_int_t ngx_http_stockprice_handler_list(ngx_http_request_t *r,
     ngx_http_stockprice_ctx_t *ctx);
-static void ngx_http_stockprice_list_done(void *data);
-static ngx_int_t ngx_http_stockprice_validators(ngx_http_request_t *r,
-    u_char *etag, size_t etag_len, time_t last_modified, u_char *http_time,
-    size_t http_time_len);
-static ngx_uint_t ngx_http_stockprice_not_modified(ngx_http_request_t *r,
-    u_char *etag, size_t etag_len);
-static ngx_http_stockprice_sym_t *ngx_http_stockprice_find(
-    ngx_http_stockprice_snap_t *snap, u_char *name, size_t len);
-static int ngx_libc_cdecl ngx_http_stockprice_cmp_ptr(const void *one,
-    const void *two);
+static void ngx_http_stockprice_handler_list_done(void *data);
+static ngx_http_stockprice_handler_cache_t *
+    ngx_http_stockprice_handler_cache_get(ngx_http_stockprice_ctx_t *ctx,
+    ngx_uint_t file, ngx_log_t *log);
+static ngx_http_stockprice_handler_cache_t *
+    ngx_http_stockprice_handler_cache_make(ngx_http_stockprice_ctx_t *ctx,
+    size_t len, ngx_log_t *log);
+static void ngx_http_stockprice_handler_cache_file(
+    ngx_http_stockprice_handler_cache_t *cache, ngx_log_t *log);
+static void ngx_http_stockprice_handler_cache_free(
+    ngx_http_stockprice_handler_cache_t *cache);
+static ngx_int_t ngx_http_stockprice_handler_validators(
+    ngx_http_request_t *r, u_char *etag, size_t etag_len,
+    time_t last_modified, u_char *http_time, size_t http_time_len);
+static ngx_uint_t ngx_http_stockprice_handler_not_modified(
+    ngx_http_request_t *r, u_char *etag, size_t etag_len);
 
 
 ngx_str_t  ngx_http_stockprice_json_type = ngx_string("application/json");
@@ -61,15 +68,15 @@ static ngx_str_t  ngx_http_stockprice_text_type =
 ngx_int_t
 ngx_http_stockprice_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                        rc;
-    ngx_buf_t                       *b;
-    ngx_uint_t                       body;
-    ngx_slab_pool_t                 *shpool;
-    ngx_http_stockprice_view_t       view;
-    ngx_http_stockprice_loc_conf_t  *slcf;
+    ngx_int_t                         rc;
+    ngx_buf_t                        *b;
+    ngx_uint_t                        body;
+    ngx_http_stockprice_ctx_t        *ctx;
+    ngx_http_stockprice_zone_view_t   view;
+    ngx_http_stockprice_loc_conf_t   *slcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return ngx_http_stockprice_not_allowed(r, "GET, HEAD");
+        return ngx_http_stockprice_handler_not_allowed(r, "GET, HEAD");
     }
 
     rc = ngx_http_discard_request_body(r);
@@ -77,32 +84,31 @@ ngx_http_stockprice_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    ngx_memzero(&view, sizeof(ngx_http_stockprice_view_t));
+    ngx_memzero(&view, sizeof(ngx_http_stockprice_zone_view_t));
 
-    if (ngx_http_stockprice_symbol(r, &view.symbol) != NGX_OK) {
-        return ngx_http_stockprice_send_error(r, NGX_HTTP_NOT_FOUND,
-                                              "not found");
+    if (ngx_http_stockprice_handler_symbol(r, &view.symbol) != NGX_OK) {
+        return ngx_http_stockprice_handler_send_error(r, NGX_HTTP_NOT_FOUND,
+                                                      "not found");
     }
 
     if (view.symbol.len == 0) {
-        rc = ngx_http_stockprice_filter(r, &view);
+        rc = ngx_http_stockprice_handler_filter(r, &view);
         if (rc != NGX_OK) {
             return rc;
         }
     }
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_stockprice_module);
-    view.ctx = slcf->shm_zone->data;
-    shpool = view.ctx->shpool;
+    ctx = slcf->shm_zone->data;
 
     if (view.symbol.len == 0 && view.filter == NULL) {
-        rc = ngx_http_stockprice_list(r, view.ctx);
+        rc = ngx_http_stockprice_handler_list(r, ctx);
 
         if (rc != NGX_DECLINED) {
             return rc;
         }
 
-        /* no cache: the bytes are copied for this request */
+        /* no copy of the list: the bytes are copied for this request */
     }
 
     b = NULL;
@@ -114,23 +120,18 @@ ngx_http_stockprice_handler(ngx_http_request_t *r)
      */
 
     for ( ;; ) {
-        ngx_shmtx_lock(&shpool->mutex);
-
-        rc = ngx_http_stockprice_measure(&view);
-
-        if (rc == NGX_OK && body && (size_t) (b->end - b->pos) >= view.len) {
-            b->last = ngx_http_stockprice_copy(&view, b->pos);
-        }
-
-        ngx_shmtx_unlock(&shpool->mutex);
+        rc = ngx_http_stockprice_zone_read(ctx, &view, body ? b->pos : NULL,
+                                           body ? b->end - b->pos : 0);
 
         if (rc != NGX_OK) {
-            return ngx_http_stockprice_send_error(r, NGX_HTTP_NOT_FOUND,
-                                                  "unknown symbol \"%V\"",
-                                                  &view.symbol);
+            return ngx_http_stockprice_handler_send_error(r,
+                                              NGX_HTTP_NOT_FOUND,
+                                              "unknown symbol \"%V\"",
+                                              &view.symbol);
         }
 
-        if (b && b->last > b->pos) {
+        if (view.last) {
+            b->last = view.last;
             break;
         }
 
@@ -138,9 +139,8 @@ ngx_http_stockprice_handler(ngx_http_request_t *r)
             /* no body bytes at all for HEAD and for a certain 304 */
 
             body = r->method != NGX_HTTP_HEAD
-                   && !ngx_http_stockprice_not_modified(r, view.etag,
-                                                        view.etag_len);
-
+                   && !ngx_http_stockprice_handler_not_modified(r, view.etag,
+                                                                view.etag_len);
             if (!body) {
                 break;
             }
@@ -152,16 +152,16 @@ ngx_http_stockprice_handler(ngx_http_request_t *r)
         }
     }
 
-    if (ngx_http_stockprice_validators(r, view.etag, view.etag_len,
-                                       view.last_modified, NULL, 0)
+    if (ngx_http_stockprice_handler_validators(r, view.etag, view.etag_len,
+                                               view.last_modified, NULL, 0)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_stockprice_send(r, NGX_HTTP_OK,
-                                    &ngx_http_stockprice_json_type,
-                                    body ? b : NULL, view.len);
+    return ngx_http_stockprice_handler_send(r, NGX_HTTP_OK,
+                                            &ngx_http_stockprice_json_type,
+                                            body ? b : NULL, view.len);
 }
 
 
@@ -172,35 +172,39 @@ ngx_http_stockprice_handler(ngx_http_request_t *r)
  */
 
 static ngx_int_t
-ngx_http_stockprice_list(ngx_http_request_t *r, ngx_http_stockprice_ctx_t *ctx)
+ngx_http_stockprice_handler_list(ngx_http_request_t *r,
+    ngx_http_stockprice_ctx_t *ctx)
 {
-    ngx_buf_t                    *b;
-    ngx_pool_cleanup_t           *cln;
-    ngx_http_core_loc_conf_t     *clcf;
-    ngx_http_stockprice_cache_t  *cache;
+    ngx_buf_t                            *b;
+    ngx_pool_cleanup_t                   *cln;
+    ngx_http_core_loc_conf_t             *clcf;
+    ngx_http_stockprice_handler_cache_t  *cache;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
-    cache = ngx_http_stockprice_cache_get(ctx, clcf->sendfile,
-                                          r->connection->log);
+    cache = ngx_http_stockprice_handler_cache_get(ctx, clcf->sendfile,
+                                                  r->connection->log);
     if (cache == NULL) {
         return NGX_DECLINED;
     }
 
-    if (ngx_http_stockprice_validators(r, cache->etag, cache->etag_len,
-                                       cache->last_modified, cache->http_time,
-                                       cache->http_time_len)
+    if (ngx_http_stockprice_handler_validators(r, cache->etag,
+                                               cache->etag_len,
+                                               cache->last_modified,
+                                               cache->http_time,
+                                               cache->http_time_len)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (r->method == NGX_HTTP_HEAD
-        || ngx_http_stockprice_not_modified(r, cache->etag, cache->etag_len))
+        || ngx_http_stockprice_handler_not_modified(r, cache->etag,
+                                                    cache->etag_len))
     {
-        return ngx_http_stockprice_send(r, NGX_HTTP_OK,
-                                        &ngx_http_stockprice_json_type,
-                                        NULL, cache->len);
+        return ngx_http_stockprice_handler_send(r, NGX_HTTP_OK,
+                                                &ngx_http_stockprice_json_type,
+                                                NULL, cache->len);
     }
 
     b = ngx_calloc_buf(r->pool);
@@ -215,7 +219,7 @@ ngx_http_stockprice_list(ngx_http_request_t *r, ngx_http_stockprice_ctx_t *ctx)
 
     /* the copy lives until the last request sending it is done */
 
-    cln->handler = ngx_http_stockprice_list_done;
+    cln->handler = ngx_http_stockprice_handler_list_done;
     cln->data = cache;
     cache->refs++;
 
@@ -231,16 +235,182 @@ ngx_http_stockprice_list(ngx_http_request_t *r, ngx_http_stockprice_ctx_t *ctx)
         b->last = cache->data + cache->len;
     }
 
-    return ngx_http_stockprice_send(r, NGX_HTTP_OK,
-                                    &ngx_http_stockprice_json_type,
-                                    b, cache->len);
+    return ngx_http_stockprice_handler_send(r, NGX_HTTP_OK,
+                                            &ngx_http_stockprice_json_type,
+                                            b, cache->len);
+}
+
+
+/* a request is done with its copy of the list */
+
+static void
+ngx_http_stockprice_handler_list_done(void *data)
+{
+    ngx_http_stockprice_handler_cache_t  *cache = data;
+
+    if (--cache->refs == 0 && cache->ctx->cache != cache) {
+        ngx_http_stockprice_handler_cache_free(cache);
+    }
+}
+
+
+/*
+ * The current generation's list as this worker's copy, made anew after a
+ * refresh: the length under the mutex, the memory outside it, the bytes
+ * under it again if the generation is still the same.  With "file", a
+ * long list also goes into a memfd for sendfile().  NULL: no memory, or a
+ * run of refreshes kept changing the list.
+ */
+
+static ngx_http_stockprice_handler_cache_t *
+ngx_http_stockprice_handler_cache_get(ngx_http_stockprice_ctx_t *ctx,
+    ngx_uint_t file, ngx_log_t *log)
+{
+    ngx_uint_t                            i;
+    ngx_http_stockprice_zone_view_t       view;
+    ngx_http_stockprice_handler_cache_t  *cache, *old;
+
+    ngx_memzero(&view, sizeof(ngx_http_stockprice_zone_view_t));
+
+    old = ctx->cache;
+
+    for (i = 0; i < 4; i++) {
+
+        (void) ngx_http_stockprice_zone_read(ctx, &view, NULL, 0);
+
+        if (old && old->generation == view.generation) {
+            return old;
+        }
+
+        cache = ngx_http_stockprice_handler_cache_make(ctx, view.len, log);
+        if (cache == NULL) {
+            return NULL;
+        }
+
+        cache->generation = view.generation;
+
+        (void) ngx_http_stockprice_zone_read(ctx, &view, cache->data,
+                                             cache->len);
+
+        if (view.last == NULL || view.generation != cache->generation
+            || (size_t) (view.last - cache->data) != cache->len)
+        {
+            ngx_http_stockprice_handler_cache_free(cache);
+            continue;
+        }
+
+        cache->last_modified = view.last_modified;
+        cache->etag_len = view.etag_len;
+        ngx_memcpy(cache->etag, view.etag, view.etag_len);
+
+        /* Last-Modified formatted once, not by every response's header */
+
+        cache->http_time_len = (cache->last_modified == -1)
+                               ? 0
+                               : ngx_http_time(cache->http_time,
+                                               cache->last_modified)
+                                 - cache->http_time;
+
+        if (file) {
+            ngx_http_stockprice_handler_cache_file(cache, log);
+        }
+
+        if (old && old->refs == 0) {
+            ngx_http_stockprice_handler_cache_free(old);
+        }
+
+        ctx->cache = cache;
+
+        return cache;
+    }
+
+    return NULL;
+}
+
+
+static ngx_http_stockprice_handler_cache_t *
+ngx_http_stockprice_handler_cache_make(ngx_http_stockprice_ctx_t *ctx,
+    size_t len, ngx_log_t *log)
+{
+    ngx_http_stockprice_handler_cache_t  *cache;
+
+    cache = ngx_alloc(sizeof(ngx_http_stockprice_handler_cache_t) + len, log);
+    if (cache == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(cache, sizeof(ngx_http_stockprice_handler_cache_t));
+
+    cache->ctx = ctx;
+    cache->len = len;
+    cache->data = (u_char *) (cache + 1);
+
+    cache->file.fd = NGX_INVALID_FILE;
+    cache->file.log = log;
+    ngx_str_set(&cache->file.name, "stockprice list");
+
+    return cache;
+}
+
+
+/* a long list also in a memfd, for sendfile() */
+
+static void
+ngx_http_stockprice_handler_cache_file(
+    ngx_http_stockprice_handler_cache_t *cache, ngx_log_t *log)
+{
+#if (NGX_LINUX && defined MFD_CLOEXEC)
+    ssize_t  n;
+
+    if (cache->len < NGX_HTTP_STOCKPRICE_FILE_MIN) {
+        return;
+    }
+
+    cache->file.fd = memfd_create("stockprice", MFD_CLOEXEC);
+
+    if (cache->file.fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                      "memfd_create() failed, sending the list from memory");
+        return;
+    }
+
+    n = ngx_write_fd(cache->file.fd, cache->data, cache->len);
+
+    if (n != (ssize_t) cache->len) {
+        ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                      "write() to memfd failed, sending the list from memory");
+        ngx_close_file(cache->file.fd);
+        cache->file.fd = NGX_INVALID_FILE;
+    }
+#endif
 }
 
 
 static void
-ngx_http_stockprice_list_done(void *data)
+ngx_http_stockprice_handler_cache_free(
+    ngx_http_stockprice_handler_cache_t *cache)
 {
-    ngx_http_stockprice_cache_release(data);
+    if (cache->file.fd != NGX_INVALID_FILE) {
+        ngx_close_file(cache->file.fd);
+    }
+
+    ngx_free(cache);
+}
+
+
+/* the worker exits: its copy of the list, unless a request still sends it */
+
+void
+ngx_http_stockprice_handler_exit(ngx_http_stockprice_ctx_t *ctx)
+{
+    ngx_http_stockprice_handler_cache_t  *cache;
+
+    cache = ctx->cache;
+
+    if (cache && cache->refs == 0) {
+        ngx_http_stockprice_handler_cache_free(cache);
+        ctx->cache = NULL;
+    }
 }
 
 
@@ -250,14 +420,14 @@ ngx_http_stockprice_list_done(void *data)
  */
 
 static ngx_int_t
-ngx_http_stockprice_validators(ngx_http_request_t *r, u_char *etag,
+ngx_http_stockprice_handler_validators(ngx_http_request_t *r, u_char *etag,
     size_t etag_len, time_t last_modified, u_char *http_time,
     size_t http_time_len)
 {
     u_char  *p;
 
-    if (ngx_http_stockprice_add_header(r, "Cache-Control",
-                                       (u_char *) "no-cache", 8)
+    if (ngx_http_stockprice_handler_add_header(r, "Cache-Control",
+                                               (u_char *) "no-cache", 8)
         == NULL)
     {
         return NGX_ERROR;
@@ -270,8 +440,8 @@ ngx_http_stockprice_validators(ngx_http_request_t *r, u_char *etag,
 
     ngx_memcpy(p, etag, etag_len);
 
-    r->headers_out.etag = ngx_http_stockprice_add_header(r, "ETag", p,
-                                                         etag_len);
+    r->headers_out.etag = ngx_http_stockprice_handler_add_header(r, "ETag", p,
+                                                                 etag_len);
     if (r->headers_out.etag == NULL) {
         return NGX_ERROR;
     }
@@ -286,128 +456,15 @@ ngx_http_stockprice_validators(ngx_http_request_t *r, u_char *etag,
 
         ngx_memcpy(p, http_time, http_time_len);
 
-        r->headers_out.last_modified = ngx_http_stockprice_add_header(r,
-                                          "Last-Modified", p, http_time_len);
+        r->headers_out.last_modified = ngx_http_stockprice_handler_add_header(
+                                           r, "Last-Modified", p,
+                                           http_time_len);
         if (r->headers_out.last_modified == NULL) {
             return NGX_ERROR;
         }
     }
 
     return NGX_OK;
-}
-
-
-/* under the mutex: what the answer is made of, and its length */
-
-static ngx_int_t
-ngx_http_stockprice_measure(ngx_http_stockprice_view_t *view)
-{
-    ngx_str_t                   *f;
-    ngx_uint_t                   i, n;
-    ngx_http_stockprice_sh_t    *sh;
-    ngx_http_stockprice_sym_t   *sym;
-    ngx_http_stockprice_snap_t  *snap;
-
-    sh = view->ctx->sh;
-    snap = sh->snapshot;
-
-    view->snap = snap;
-    view->etag_len = ngx_http_stockprice_etag(sh, view->etag);
-    view->last_modified = snap ? snap->last_modified : -1;
-
-    if (view->symbol.len) {
-        view->sym = snap ? ngx_http_stockprice_find(snap, view->symbol.data,
-                                                    view->symbol.len)
-                         : NULL;
-        if (view->sym == NULL) {
-            return NGX_DECLINED;
-        }
-
-        view->len = 2 + view->sym->newest_len + view->sym->older_len;
-
-        return NGX_OK;
-    }
-
-    if (view->filter == NULL) {
-        view->len = snap ? snap->list_len : 2;
-        return NGX_OK;
-    }
-
-    f = view->filter->elts;
-    n = 0;
-
-    for (i = 0; snap && i < view->filter->nelts; i++) {
-        sym = ngx_http_stockprice_find(snap, f[i].data, f[i].len);
-
-        if (sym) {
-            view->found[n++] = sym;
-        }
-    }
-
-    /* the snapshot's order is the symbols' order; drop repeats */
-
-    ngx_qsort(view->found, n, sizeof(void *), ngx_http_stockprice_cmp_ptr);
-
-    view->nfound = 0;
-    view->len = 2;
-
-    for (i = 0; i < n; i++) {
-        if (i && view->found[i] == view->found[i - 1]) {
-            continue;
-        }
-
-        view->len += (view->nfound ? 1 : 0) + view->found[i]->newest_len;
-        view->found[view->nfound++] = view->found[i];
-    }
-
-    return NGX_OK;
-}
-
-
-/* under the mutex, after measure(): the bytes */
-
-static u_char *
-ngx_http_stockprice_copy(ngx_http_stockprice_view_t *view, u_char *p)
-{
-    ngx_uint_t                  i;
-    ngx_http_stockprice_sym_t  *sym;
-
-    if (view->symbol.len) {
-        sym = view->sym;
-
-        *p++ = '[';
-        p = ngx_cpymem(p, sym->newest, sym->newest_len);
-        p = ngx_cpymem(p, sym->older, sym->older_len);
-        *p++ = ']';
-
-        return p;
-    }
-
-    if (view->filter) {
-        *p++ = '[';
-
-        for (i = 0; i < view->nfound; i++) {
-            if (i) {
-                *p++ = ',';
-            }
-
-            p = ngx_cpymem(p, view->found[i]->newest,
-                           view->found[i]->newest_len);
-        }
-
-        *p++ = ']';
-
-        return p;
-    }
-
-    if (view->snap) {
-        return ngx_cpymem(p, view->snap->list, view->snap->list_len);
-    }
-
-    *p++ = '[';
-    *p++ = ']';
-
-    return p;
 }
 
 
@@ -418,7 +475,7 @@ ngx_http_stockprice_copy(ngx_http_stockprice_view_t *view, u_char *p)
  */
 
 static ngx_uint_t
-ngx_http_stockprice_not_modified(ngx_http_request_t *r, u_char *etag,
+ngx_http_stockprice_handler_not_modified(ngx_http_request_t *r, u_char *etag,
     size_t etag_len)
 {
     u_char     *start, *end, ch;
@@ -485,23 +542,19 @@ ngx_http_stockprice_not_modified(ngx_http_request_t *r, u_char *etag,
 
 
 ngx_int_t
-ngx_http_stockprice_status_handler(ngx_http_request_t *r)
+ngx_http_stockprice_handler_status(ngx_http_request_t *r)
 {
     size_t                           len;
     ngx_int_t                        rc;
     ngx_str_t                        format, *type;
     ngx_buf_t                       *b;
-    ngx_msec_int_t                   left;
-    ngx_time_t                      *tp;
-    ngx_slab_pool_t                 *shpool;
-    ngx_http_stockprice_sh_t        *sh;
-    ngx_http_stockprice_ctx_t       *ctx;
+    ngx_uint_t                       prometheus;
     ngx_http_stockprice_status_t     st;
     ngx_http_stockprice_loc_conf_t  *slcf;
     u_char                           error[NGX_HTTP_STOCKPRICE_ERROR_LEN];
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return ngx_http_stockprice_not_allowed(r, "GET, HEAD");
+        return ngx_http_stockprice_handler_not_allowed(r, "GET, HEAD");
     }
 
     rc = ngx_http_discard_request_body(r);
@@ -510,62 +563,22 @@ ngx_http_stockprice_status_handler(ngx_http_request_t *r)
     }
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_stockprice_module);
-    ctx = slcf->shm_zone->data;
-    sh = ctx->sh;
-    shpool = ctx->shpool;
-    tp = ngx_timeofday();
 
     ngx_memzero(&st, sizeof(ngx_http_stockprice_status_t));
 
     st.zone = (char *) slcf->shm_zone->shm.name.data;
     st.zone_len = slcf->shm_zone->shm.name.len;
     st.zone_bytes_total = slcf->shm_zone->shm.size;
+    st.last_error = (char *) error;
+    st.last_error_len = sizeof(error);
 
-    ngx_shmtx_lock(&shpool->mutex);
+    ngx_http_stockprice_zone_status(slcf->shm_zone->data, &st);
 
-    if (sh->snapshot) {
-        st.symbols = sh->snapshot->nsymbols;
-        st.records = sh->snapshot->nrecords;
-    }
+    prometheus = ngx_http_arg(r, (u_char *) "format", 6, &format) == NGX_OK
+                 && format.len == 10
+                 && ngx_strncmp(format.data, "prometheus", 10) == 0;
 
-    st.refreshes = sh->refreshes;
-    st.failures = sh->failures;
-    st.consecutive_failures = sh->consecutive_failures;
-    st.auth_calls = sh->auth_calls;
-    st.skipped = sh->skipped;
-    st.last_success_ms = sh->refreshes ? sh->last_success_ms : -1;
-
-    if (sh->failures) {
-        ngx_memcpy(error, sh->last_error, sh->last_error_len);
-        st.last_error = (char *) error;
-        st.last_error_len = sh->last_error_len;
-    }
-
-    st.authenticated = sh->token != NULL
-                       && (sh->token_renew == 0
-                           || (ngx_msec_int_t) (sh->token_renew
-                                                - ngx_current_msec) > 0);
-
-    if (sh->lease_pid) {
-        st.next_refresh_ms = (int64_t) tp->sec * 1000 + tp->msec;
-
-    } else if (sh->scheduled) {
-        left = (ngx_msec_int_t) (sh->next_refresh - ngx_current_msec);
-        st.next_refresh_ms = (int64_t) tp->sec * 1000 + tp->msec
-                             + ngx_max(left, 0);
-
-    } else {
-        st.next_refresh_ms = -1;
-    }
-
-    st.zone_bytes_used = st.zone_bytes_total - shpool->pfree * ngx_pagesize;
-
-    ngx_shmtx_unlock(&shpool->mutex);
-
-    if (ngx_http_arg(r, (u_char *) "format", 6, &format) == NGX_OK
-        && format.len == 10
-        && ngx_strncmp(format.data, "prometheus", 10) == 0)
-    {
+    if (prometheus) {
         type = &ngx_http_stockprice_text_type;
         len = ngx_http_stockprice_render_status_prometheus(NULL, &st);
 
@@ -579,7 +592,7 @@ ngx_http_stockprice_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (type == &ngx_http_stockprice_text_type) {
+    if (prometheus) {
         b->last += ngx_http_stockprice_render_status_prometheus(
                                                      (char *) b->last, &st);
 
@@ -588,21 +601,21 @@ ngx_http_stockprice_status_handler(ngx_http_request_t *r)
                                                           &st);
     }
 
-    if (ngx_http_stockprice_add_header(r, "Cache-Control",
-                                       (u_char *) "no-cache", 8)
+    if (ngx_http_stockprice_handler_add_header(r, "Cache-Control",
+                                               (u_char *) "no-cache", 8)
         == NULL)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_stockprice_send(r, NGX_HTTP_OK, type, b, len);
+    return ngx_http_stockprice_handler_send(r, NGX_HTTP_OK, type, b, len);
 }
 
 
 /* 405 with "Allow: <allow>" and a JSON error body */
 
 ngx_int_t
-ngx_http_stockprice_not_allowed(ngx_http_request_t *r, const char *allow)
+ngx_http_stockprice_handler_not_allowed(ngx_http_request_t *r, const char *allow)
 {
     ngx_int_t  rc;
 
@@ -611,14 +624,14 @@ ngx_http_stockprice_not_allowed(ngx_http_request_t *r, const char *allow)
         return rc;
     }
 
-    if (ngx_http_stockprice_add_header(r, "Allow", (u_char *) allow,
+    if (ngx_http_stockprice_handler_add_header(r, "Allow", (u_char *) allow,
                                        ngx_strlen(allow))
         == NULL)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_stockprice_send_error(r, NGX_HTTP_NOT_ALLOWED,
+    return ngx_http_stockprice_handler_send_error(r, NGX_HTTP_NOT_ALLOWED,
                                           "method not allowed");
 }
 
@@ -630,7 +643,7 @@ ngx_http_stockprice_not_allowed(ngx_http_request_t *r, const char *allow)
  */
 
 static ngx_int_t
-ngx_http_stockprice_symbol(ngx_http_request_t *r, ngx_str_t *symbol)
+ngx_http_stockprice_handler_symbol(ngx_http_request_t *r, ngx_str_t *symbol)
 {
     u_char                    *p, *last;
     ngx_http_core_loc_conf_t  *clcf;
@@ -672,8 +685,8 @@ ngx_http_stockprice_symbol(ngx_http_request_t *r, ngx_str_t *symbol)
 
 
 static ngx_int_t
-ngx_http_stockprice_filter(ngx_http_request_t *r,
-    ngx_http_stockprice_view_t *view)
+ngx_http_stockprice_handler_filter(ngx_http_request_t *r,
+    ngx_http_stockprice_zone_view_t *view)
 {
     u_char       *p, *last, *comma, *dst;
     ngx_str_t     arg, *s;
@@ -718,7 +731,8 @@ ngx_http_stockprice_filter(ngx_http_request_t *r,
         p = comma + 1;
     }
 
-    view->filter = a;
+    view->filter = a->elts;
+    view->nfilter = a->nelts;
 
     view->found = ngx_palloc(r->pool, (a->nelts + 1) * sizeof(void *));
     if (view->found == NULL) {
@@ -729,51 +743,8 @@ ngx_http_stockprice_filter(ngx_http_request_t *r,
 }
 
 
-static ngx_http_stockprice_sym_t *
-ngx_http_stockprice_find(ngx_http_stockprice_snap_t *snap, u_char *name,
-    size_t len)
-{
-    int                         rc;
-    ngx_uint_t                  lo, hi, mid;
-    ngx_http_stockprice_sym_t  *sym;
-
-    lo = 0;
-    hi = snap->nsymbols;
-
-    while (lo < hi) {
-        mid = lo + (hi - lo) / 2;
-        sym = &snap->syms[mid];
-
-        rc = ngx_http_stockprice_symbol_cmp((char *) sym->name, sym->name_len,
-                                            (char *) name, len);
-        if (rc == 0) {
-            return sym;
-        }
-
-        if (rc < 0) {
-            lo = mid + 1;
-
-        } else {
-            hi = mid;
-        }
-    }
-
-    return NULL;
-}
-
-
-static int ngx_libc_cdecl
-ngx_http_stockprice_cmp_ptr(const void *one, const void *two)
-{
-    const ngx_http_stockprice_sym_t  *a = *(ngx_http_stockprice_sym_t **) one;
-    const ngx_http_stockprice_sym_t  *b = *(ngx_http_stockprice_sym_t **) two;
-
-    return (a > b) - (a < b);
-}
-
-
 ngx_int_t
-ngx_http_stockprice_send(ngx_http_request_t *r, ngx_uint_t status,
+ngx_http_stockprice_handler_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, ngx_buf_t *b, size_t len)
 {
     ngx_int_t    rc;
@@ -802,7 +773,7 @@ ngx_http_stockprice_send(ngx_http_request_t *r, ngx_uint_t status,
 
 
 ngx_int_t
-ngx_http_stockprice_send_error(ngx_http_request_t *r, ngx_uint_t status,
+ngx_http_stockprice_handler_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *fmt, ...)
 {
     u_char     *p;
@@ -829,13 +800,13 @@ ngx_http_stockprice_send_error(ngx_http_request_t *r, ngx_uint_t status,
         b = NULL;
     }
 
-    return ngx_http_stockprice_send(r, status, &ngx_http_stockprice_json_type,
+    return ngx_http_stockprice_handler_send(r, status, &ngx_http_stockprice_json_type,
                                     b, len);
 }
 
 
 ngx_table_elt_t *
-ngx_http_stockprice_add_header(ngx_http_request_t *r, const char *key,
+ngx_http_stockprice_handler_add_header(ngx_http_request_t *r, const char *key,
     u_char *value, size_t len)
 {
     ngx_table_elt_t  *h;

@@ -7,6 +7,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <ngx_md5.h>
 
 #include <ngx_http_stockprice_parse.h>
 #include <ngx_http_stockprice_render.h>
@@ -17,6 +18,32 @@
 
 #define NGX_HTTP_STOCKPRICE_CREDENTIALS_MAX  4096
 #define NGX_HTTP_STOCKPRICE_HISTORY_MAX      1000
+#define NGX_HTTP_STOCKPRICE_INTERVAL         10000
+#define NGX_HTTP_STOCKPRICE_TIMEOUT          5000
+#define NGX_HTTP_STOCKPRICE_MAX_SIZE         (1024 * 1024)
+
+
+/* one stockprice_poll's parameters as read, before the feed is made */
+
+typedef struct {
+    ngx_http_stockprice_feed_t     *feed;
+    ngx_str_t                       url;
+    ngx_str_t                       zone;
+    ssize_t                         size;
+    ngx_str_t                       auth;
+    ngx_str_t                       credentials;
+    ngx_str_t                       list;
+    ngx_array_t                    *symbols;
+} ngx_http_stockprice_poll_t;
+
+
+typedef char *(*ngx_http_stockprice_poll_pt)(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+
+typedef struct {
+    ngx_str_t                       name;       /* "zone=" */
+    ngx_http_stockprice_poll_pt     set;
+} ngx_http_stockprice_param_t;
 
 
 static void *ngx_http_stockprice_create_main_conf(ngx_conf_t *cf);
@@ -25,6 +52,32 @@ static char *ngx_http_stockprice_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_stockprice_poll(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_stockprice_poll_zone(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_interval(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_timeout(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_time(ngx_conf_t *cf, ngx_str_t *arg,
+    ngx_str_t *value, const char *name, ngx_msec_t *msec);
+static char *ngx_http_stockprice_poll_auth(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_credentials(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_symbols(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_history(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_max_size(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_check(ngx_conf_t *cf,
+    ngx_command_t *cmd, ngx_http_stockprice_poll_t *p);
+static char *ngx_http_stockprice_poll_feed(ngx_conf_t *cf,
+    ngx_http_stockprice_main_conf_t *spcf, ngx_http_stockprice_poll_t *p);
+static char *ngx_http_stockprice_poll_auth_body(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p);
+static void ngx_http_stockprice_poll_hashes(ngx_http_stockprice_feed_t *feed,
+    ngx_str_t *url);
 static char *ngx_http_stockprice(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_stockprice_check_url(ngx_str_t *url);
@@ -68,6 +121,19 @@ static ngx_command_t  ngx_http_stockprice_commands[] = {
       NULL },
 
       ngx_null_command
+};
+
+
+static ngx_http_stockprice_param_t  ngx_http_stockprice_poll_params[] = {
+    { ngx_string("zone="), ngx_http_stockprice_poll_zone },
+    { ngx_string("interval="), ngx_http_stockprice_poll_interval },
+    { ngx_string("timeout="), ngx_http_stockprice_poll_timeout },
+    { ngx_string("auth="), ngx_http_stockprice_poll_auth },
+    { ngx_string("credentials="), ngx_http_stockprice_poll_credentials },
+    { ngx_string("symbols="), ngx_http_stockprice_poll_symbols },
+    { ngx_string("history="), ngx_http_stockprice_poll_history },
+    { ngx_string("max_size="), ngx_http_stockprice_poll_max_size },
+    { ngx_null_string, NULL }
 };
 
 
@@ -166,263 +232,315 @@ ngx_http_stockprice_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 }
 
 
+/*
+ * stockprice_poll URL zone=NAME:SIZE [name=value ...]: each parameter set
+ * by its entry of ngx_http_stockprice_poll_params, then all checked
+ * together, then the feed and its zone made
+ */
+
 static char *
 ngx_http_stockprice_poll(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_stockprice_main_conf_t *spcf = conf;
 
-    u_char                       *p;
     char                         *rv;
-    size_t                        len;
-    ssize_t                       size, max_size;
-    ngx_str_t                    *value, name, s, url, credentials;
-    ngx_str_t                     user, password;
-    ngx_int_t                     n;
-    ngx_uint_t                    i;
-    ngx_msec_t                    msec;
-    ngx_str_t                     list;
-    ngx_array_t                  *symbols;
-    ngx_shm_zone_t               *shm_zone;
-    ngx_http_stockprice_ctx_t    *ctx;
-    ngx_http_stockprice_feed_t   *feed, **feedp;
+    ngx_str_t                    *value, v;
+    ngx_uint_t                    i, seen;
+    ngx_http_stockprice_poll_t    poll;
+    ngx_http_stockprice_param_t  *param;
 
     value = cf->args->elts;
 
-    feed = ngx_pcalloc(cf->pool, sizeof(ngx_http_stockprice_feed_t));
-    if (feed == NULL) {
+    ngx_memzero(&poll, sizeof(ngx_http_stockprice_poll_t));
+
+    poll.feed = ngx_pcalloc(cf->pool, sizeof(ngx_http_stockprice_feed_t));
+    if (poll.feed == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    feed->interval = 10000;
-    feed->timeout = 5000;
-    feed->max_size = 1024 * 1024;
-    feed->history = 1;
+    poll.feed->interval = NGX_HTTP_STOCKPRICE_INTERVAL;
+    poll.feed->timeout = NGX_HTTP_STOCKPRICE_TIMEOUT;
+    poll.feed->max_size = NGX_HTTP_STOCKPRICE_MAX_SIZE;
+    poll.feed->history = 1;
+    poll.url = value[1];
 
-    url = value[1];
-
-    if (ngx_http_stockprice_check_url(&url) != NGX_OK) {
+    if (ngx_http_stockprice_check_url(&poll.url) != NGX_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid URL \"%V\": must be http:// or https://",
-                           &url);
+                           &poll.url);
         return NGX_CONF_ERROR;
     }
 
-    name.len = 0;
-    size = 0;
-    symbols = NULL;
-    ngx_str_null(&list);
-    ngx_str_null(&credentials);
+    seen = 0;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
-
-            name.data = value[i].data + 5;
-
-            p = (u_char *) ngx_strchr(name.data, ':');
-
-            if (p == NULL) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid zone size \"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
+        for (param = ngx_http_stockprice_poll_params; param->set; param++) {
+            if (value[i].len >= param->name.len
+                && ngx_strncmp(value[i].data, param->name.data,
+                               param->name.len)
+                   == 0)
+            {
+                break;
             }
-
-            name.len = p - name.data;
-
-            s.data = p + 1;
-            s.len = value[i].data + value[i].len - s.data;
-
-            size = ngx_parse_size(&s);
-
-            if (size == NGX_ERROR || name.len == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid zone size \"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            if (size < (ssize_t) (8 * ngx_pagesize)) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "zone \"%V\" is too small, at least %uzk "
-                                   "is needed", &value[i],
-                                   8 * ngx_pagesize / 1024);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
         }
 
-        if (ngx_strncmp(value[i].data, "interval=", 9) == 0
-            || ngx_strncmp(value[i].data, "timeout=", 8) == 0)
-        {
-            len = (value[i].data[0] == 'i') ? 9 : 8;
-
-            s.data = value[i].data + len;
-            s.len = value[i].len - len;
-
-            msec = ngx_parse_time(&s, 0);
-
-            if (msec == (ngx_msec_t) NGX_ERROR || msec == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid %*s \"%V\": must be a positive "
-                                   "time", len - 1, value[i].data,
-                                   &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            if (len == 9) {
-                feed->interval = msec;
-
-            } else {
-                feed->timeout = msec;
-            }
-
-            continue;
+        if (param->set == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
         }
 
-        if (ngx_strncmp(value[i].data, "auth=", 5) == 0) {
-
-            feed->auth_url.data = value[i].data + 5;
-            feed->auth_url.len = value[i].len - 5;
-
-            if (ngx_http_stockprice_check_url(&feed->auth_url) != NGX_OK) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid auth URL \"%V\": must be http:// "
-                                   "or https://", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
+        if (seen & (1 << (param - ngx_http_stockprice_poll_params))) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate parameter \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
         }
 
-        if (ngx_strncmp(value[i].data, "credentials=", 12) == 0) {
+        seen |= 1 << (param - ngx_http_stockprice_poll_params);
 
-            credentials.data = value[i].data + 12;
-            credentials.len = value[i].len - 12;
+        v.data = value[i].data + param->name.len;
+        v.len = value[i].len - param->name.len;
 
-            if (credentials.len == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid credentials \"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
+        rv = param->set(cf, &poll, &value[i], &v);
+        if (rv != NGX_CONF_OK) {
+            return rv;
         }
+    }
 
-        if (ngx_strncmp(value[i].data, "symbols=", 8) == 0) {
+    rv = ngx_http_stockprice_poll_check(cf, cmd, &poll);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
 
-            list.data = value[i].data + 8;
-            list.len = value[i].len - 8;
+    return ngx_http_stockprice_poll_feed(cf, spcf, &poll);
+}
 
-            rv = ngx_http_stockprice_parse_symbols(cf, &list, &symbols);
-            if (rv != NGX_CONF_OK) {
-                return rv;
-            }
 
-            continue;
-        }
+static char *
+ngx_http_stockprice_poll_zone(ngx_conf_t *cf, ngx_http_stockprice_poll_t *p,
+    ngx_str_t *arg, ngx_str_t *value)
+{
+    u_char     *colon;
+    ssize_t     size;
+    ngx_str_t   s;
 
-        if (ngx_strncmp(value[i].data, "history=", 8) == 0) {
+    colon = ngx_strlchr(value->data, value->data + value->len, ':');
 
-            n = ngx_atoi(value[i].data + 8, value[i].len - 8);
-
-            if (n < 1 || n > NGX_HTTP_STOCKPRICE_HISTORY_MAX) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid history \"%V\": must be 1..%d",
-                                   &value[i], NGX_HTTP_STOCKPRICE_HISTORY_MAX);
-                return NGX_CONF_ERROR;
-            }
-
-            feed->history = n;
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "max_size=", 9) == 0) {
-
-            s.data = value[i].data + 9;
-            s.len = value[i].len - 9;
-
-            max_size = ngx_parse_size(&s);
-
-            if (max_size == NGX_ERROR || max_size <= 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid max_size \"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            feed->max_size = max_size;
-
-            continue;
-        }
-
+    if (colon == NULL || colon == value->data) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
+                           "invalid zone size \"%V\"", arg);
         return NGX_CONF_ERROR;
     }
 
-    if (name.len == 0) {
+    p->zone.data = value->data;
+    p->zone.len = colon - value->data;
+
+    s.data = colon + 1;
+    s.len = value->data + value->len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", arg);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small, at least %uzk is needed",
+                           arg, 8 * ngx_pagesize / 1024);
+        return NGX_CONF_ERROR;
+    }
+
+    p->size = size;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_stockprice_poll_interval(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value)
+{
+    return ngx_http_stockprice_poll_time(cf, arg, value, "interval",
+                                         &p->feed->interval);
+}
+
+
+static char *
+ngx_http_stockprice_poll_timeout(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value)
+{
+    return ngx_http_stockprice_poll_time(cf, arg, value, "timeout",
+                                         &p->feed->timeout);
+}
+
+
+static char *
+ngx_http_stockprice_poll_time(ngx_conf_t *cf, ngx_str_t *arg,
+    ngx_str_t *value, const char *name, ngx_msec_t *msec)
+{
+    ngx_msec_t  ms;
+
+    ms = ngx_parse_time(value, 0);
+
+    if (ms == (ngx_msec_t) NGX_ERROR || ms == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid %s \"%V\": must be a positive time",
+                           name, arg);
+        return NGX_CONF_ERROR;
+    }
+
+    *msec = ms;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_stockprice_poll_auth(ngx_conf_t *cf, ngx_http_stockprice_poll_t *p,
+    ngx_str_t *arg, ngx_str_t *value)
+{
+    if (ngx_http_stockprice_check_url(value) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid auth URL \"%V\": must be http:// or "
+                           "https://", arg);
+        return NGX_CONF_ERROR;
+    }
+
+    p->auth = *value;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_stockprice_poll_credentials(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value)
+{
+    if (value->len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid credentials \"%V\"", arg);
+        return NGX_CONF_ERROR;
+    }
+
+    p->credentials = *value;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_stockprice_poll_symbols(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value)
+{
+    p->list = *value;
+
+    return ngx_http_stockprice_conf_symbols(cf, &p->list, &p->symbols);
+}
+
+
+static char *
+ngx_http_stockprice_poll_history(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value)
+{
+    ngx_int_t  n;
+
+    n = ngx_atoi(value->data, value->len);
+
+    if (n < 1 || n > NGX_HTTP_STOCKPRICE_HISTORY_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid history \"%V\": must be 1..%d",
+                           arg, NGX_HTTP_STOCKPRICE_HISTORY_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    p->feed->history = n;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_stockprice_poll_max_size(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value)
+{
+    ssize_t  size;
+
+    size = ngx_parse_size(value);
+
+    if (size == NGX_ERROR || size <= 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid max_size \"%V\"", arg);
+        return NGX_CONF_ERROR;
+    }
+
+    p->feed->max_size = size;
+
+    return NGX_CONF_OK;
+}
+
+
+/* the parameters together: what one requires of another */
+
+static char *
+ngx_http_stockprice_poll_check(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_http_stockprice_poll_t *p)
+{
+    if (p->zone.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\" must have \"zone\" parameter",
                            &cmd->name);
         return NGX_CONF_ERROR;
     }
 
-    if (feed->auth_url.len && credentials.len == 0) {
+    if (p->auth.len && p->credentials.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"auth\" requires \"credentials\"");
         return NGX_CONF_ERROR;
     }
 
-    if (credentials.len && feed->auth_url.len == 0) {
+    if (p->credentials.len && p->auth.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"credentials\" requires \"auth\"");
         return NGX_CONF_ERROR;
     }
 
-    if (credentials.len) {
-        rv = ngx_http_stockprice_read_credentials(cf, &credentials, &user,
-                                                  &password);
+    return NGX_CONF_OK;
+}
+
+
+/* the feed from the parameters, and its zone */
+
+static char *
+ngx_http_stockprice_poll_feed(ngx_conf_t *cf,
+    ngx_http_stockprice_main_conf_t *spcf, ngx_http_stockprice_poll_t *p)
+{
+    char                         *rv;
+    ngx_shm_zone_t               *shm_zone;
+    ngx_http_stockprice_ctx_t    *ctx;
+    ngx_http_stockprice_feed_t   *feed, **feedp;
+
+    feed = p->feed;
+
+    if (p->credentials.len) {
+        rv = ngx_http_stockprice_poll_auth_body(cf, p);
         if (rv != NGX_CONF_OK) {
             return rv;
         }
-
-        len = ngx_http_stockprice_render_credentials(NULL,
-                                           (char *) user.data, user.len,
-                                           (char *) password.data,
-                                           password.len);
-
-        feed->auth_body.data = ngx_pnalloc(cf->pool, len + 1);
-        if (feed->auth_body.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        feed->auth_body.len = ngx_http_stockprice_render_credentials(
-                                           (char *) feed->auth_body.data,
-                                           (char *) user.data, user.len,
-                                           (char *) password.data,
-                                           password.len);
-        feed->auth_body.data[feed->auth_body.len] = '\0';
-
-        ngx_explicit_memzero(password.data, password.len);
-
-        /* a NUL-terminated copy for curl */
-        p = ngx_pnalloc(cf->pool, feed->auth_url.len + 1);
-        if (p == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memcpy(p, feed->auth_url.data, feed->auth_url.len);
-        p[feed->auth_url.len] = '\0';
-        feed->auth_url.data = p;
     }
 
-    if (ngx_http_stockprice_make_url(cf, feed, &url, &list, symbols)
+    if (ngx_http_stockprice_make_url(cf, feed, &p->url, &p->list, p->symbols)
         != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }
 
-    shm_zone = ngx_shared_memory_add(cf, &name, size,
+    ngx_http_stockprice_poll_hashes(feed, &p->url);
+
+    shm_zone = ngx_shared_memory_add(cf, &p->zone, p->size,
                                      &ngx_http_stockprice_module);
     if (shm_zone == NULL) {
         return NGX_CONF_ERROR;
@@ -431,7 +549,7 @@ ngx_http_stockprice_poll(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (shm_zone->data) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "stockprice zone \"%V\" is already declared",
-                           &name);
+                           &p->zone);
         return NGX_CONF_ERROR;
     }
 
@@ -443,7 +561,7 @@ ngx_http_stockprice_poll(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ctx->feed = feed;
     feed->shm_zone = shm_zone;
 
-    shm_zone->init = ngx_http_stockprice_init_zone;
+    shm_zone->init = ngx_http_stockprice_zone_init;
     shm_zone->data = ctx;
 
     feedp = ngx_array_push(&spcf->feeds);
@@ -454,6 +572,111 @@ ngx_http_stockprice_poll(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     *feedp = feed;
 
     return NGX_CONF_OK;
+}
+
+
+/* the auth request's JSON body from the credentials file */
+
+static char *
+ngx_http_stockprice_poll_auth_body(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p)
+{
+    u_char                      *s;
+    char                        *rv;
+    size_t                       len;
+    ngx_str_t                    user, password;
+    ngx_http_stockprice_feed_t  *feed;
+
+    feed = p->feed;
+
+    rv = ngx_http_stockprice_conf_credentials(cf, &p->credentials, &user,
+                                              &password);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    len = ngx_http_stockprice_render_credentials(NULL,
+                                       (char *) user.data, user.len,
+                                       (char *) password.data, password.len);
+
+    feed->auth_body.data = ngx_pnalloc(cf->pool, len + 1);
+    if (feed->auth_body.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    feed->auth_body.len = ngx_http_stockprice_render_credentials(
+                                       (char *) feed->auth_body.data,
+                                       (char *) user.data, user.len,
+                                       (char *) password.data, password.len);
+    feed->auth_body.data[feed->auth_body.len] = '\0';
+
+    ngx_explicit_memzero(password.data, password.len);
+
+    /* a NUL-terminated copy for curl */
+
+    s = ngx_pnalloc(cf->pool, p->auth.len + 1);
+    if (s == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(s, p->auth.data, p->auth.len);
+    s[p->auth.len] = '\0';
+
+    feed->auth_url.data = s;
+    feed->auth_url.len = p->auth.len;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * What a token is for (auth URL, credentials and the prices URL's scheme,
+ * host and port: a reload that changes any of them starts without it),
+ * and which symbols= a snapshot was made for
+ */
+
+static void
+ngx_http_stockprice_poll_hashes(ngx_http_stockprice_feed_t *feed,
+    ngx_str_t *url)
+{
+    u_char      *p, *last, hash[16];
+    ngx_md5_t    md5;
+    ngx_uint_t   i;
+
+    p = ngx_strlchr(url->data, url->data + url->len, ':') + 3;
+    last = url->data + url->len;
+
+    while (p < last && *p != '/' && *p != '?' && *p != '#') {
+        p++;
+    }
+
+    /* each part NUL-terminated, so that no two configurations meet */
+
+    ngx_md5_init(&md5);
+    ngx_md5_update(&md5, feed->auth_url.data, feed->auth_url.len);
+    ngx_md5_update(&md5, "", 1);
+    ngx_md5_update(&md5, feed->auth_body.data, feed->auth_body.len);
+    ngx_md5_update(&md5, "", 1);
+    ngx_md5_update(&md5, url->data, p - url->data);
+    ngx_md5_final(feed->token_owner, &md5);
+
+    if (feed->nfilter == 0) {
+        return;
+    }
+
+    ngx_md5_init(&md5);
+
+    for (i = 0; i < feed->nfilter; i++) {
+        ngx_md5_update(&md5, feed->filter[i].data, feed->filter[i].len);
+        ngx_md5_update(&md5, "", 1);
+    }
+
+    ngx_md5_final(hash, &md5);
+    ngx_memcpy(&feed->filter_hash, hash, sizeof(uint64_t));
+
+    if (feed->filter_hash == 0) {
+        feed->filter_hash = 1;
+    }
 }
 
 
@@ -549,7 +772,7 @@ ngx_http_stockprice_make_url(ngx_conf_t *cf, ngx_http_stockprice_feed_t *feed,
 
 
 char *
-ngx_http_stockprice_parse_symbols(ngx_conf_t *cf, ngx_str_t *list,
+ngx_http_stockprice_conf_symbols(ngx_conf_t *cf, ngx_str_t *list,
     ngx_array_t **symbols)
 {
     u_char      *p, *last, *comma;
@@ -624,7 +847,7 @@ ngx_http_stockprice_cmp_str(const void *one, const void *two)
 
 
 char *
-ngx_http_stockprice_read_credentials(ngx_conf_t *cf, ngx_str_t *file,
+ngx_http_stockprice_conf_credentials(ngx_conf_t *cf, ngx_str_t *file,
     ngx_str_t *user, ngx_str_t *password)
 {
     u_char                     *buf;
@@ -706,7 +929,7 @@ ngx_http_stockprice(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     slcf->line = cf->conf_file->line;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = slcf->status ? ngx_http_stockprice_status_handler
+    clcf->handler = slcf->status ? ngx_http_stockprice_handler_status
                                  : ngx_http_stockprice_handler;
 
     return NGX_CONF_OK;
@@ -760,6 +983,6 @@ ngx_http_stockprice_exit_process(ngx_cycle_t *cycle)
     feeds = spcf->feeds.elts;
 
     for (i = 0; i < spcf->feeds.nelts; i++) {
-        ngx_http_stockprice_cache_exit(feeds[i]->shm_zone->data);
+        ngx_http_stockprice_handler_exit(feeds[i]->shm_zone->data);
     }
 }

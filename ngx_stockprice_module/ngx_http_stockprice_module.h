@@ -38,6 +38,10 @@ typedef struct {
 
     ngx_http_stockprice_str_t      *filter;     /* sorted symbols= */
     ngx_uint_t                      nfilter;
+    uint64_t                        filter_hash;  /* 0: no symbols= */
+
+    /* what a token is obtained for: auth URL, credentials, prices host */
+    u_char                          token_owner[16];
 
     ngx_shm_zone_t                 *shm_zone;
 
@@ -69,22 +73,23 @@ extern ngx_str_t     ngx_http_stockprice_json_type;
 
 
 ngx_int_t ngx_http_stockprice_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_stockprice_status_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_stockprice_send(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *type, ngx_buf_t *b, size_t len);
-ngx_int_t ngx_http_stockprice_send_error(ngx_http_request_t *r,
+ngx_int_t ngx_http_stockprice_handler_status(ngx_http_request_t *r);
+void ngx_http_stockprice_handler_exit(ngx_http_stockprice_ctx_t *ctx);
+ngx_int_t ngx_http_stockprice_handler_send(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *type, ngx_buf_t *b, size_t len);
+ngx_int_t ngx_http_stockprice_handler_send_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *fmt, ...);
-ngx_int_t ngx_http_stockprice_not_allowed(ngx_http_request_t *r,
+ngx_int_t ngx_http_stockprice_handler_not_allowed(ngx_http_request_t *r,
     const char *allow);
-ngx_table_elt_t *ngx_http_stockprice_add_header(ngx_http_request_t *r,
+ngx_table_elt_t *ngx_http_stockprice_handler_add_header(ngx_http_request_t *r,
     const char *key, u_char *value, size_t len);
 
 ngx_int_t ngx_http_stockprice_demo_handler(ngx_http_request_t *r);
 char *ngx_http_stockprice_demo_feed(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-char *ngx_http_stockprice_read_credentials(ngx_conf_t *cf, ngx_str_t *file,
+char *ngx_http_stockprice_conf_credentials(ngx_conf_t *cf, ngx_str_t *file,
     ngx_str_t *user, ngx_str_t *password);
-char *ngx_http_stockprice_parse_symbols(ngx_conf_t *cf, ngx_str_t *list,
+char *ngx_http_stockprice_conf_symbols(ngx_conf_t *cf, ngx_str_t *list,
     ngx_array_t **symbols);
 
 

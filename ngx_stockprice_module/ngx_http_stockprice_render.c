@@ -17,7 +17,7 @@
 #define NGX_HTTP_STOCKPRICE_SEC_FIRST  (-62167219200LL)
 #define NGX_HTTP_STOCKPRICE_SEC_LAST   253402300799LL
 
-#define NGX_HTTP_STOCKPRICE_NMETRICS   12
+#define NGX_HTTP_STOCKPRICE_NMETRICS   13
 
 
 typedef struct {
@@ -89,7 +89,9 @@ static const ngx_http_stockprice_metric_t
       "Unix time of the next refresh, 0 if unknown." },
     { "stockprice_authenticated", "gauge", "1 if a token is held." },
     { "stockprice_zone_bytes_used", "gauge", "Zone bytes in use." },
-    { "stockprice_zone_bytes_total", "gauge", "Zone size in bytes." }
+    { "stockprice_zone_bytes_total", "gauge", "Zone size in bytes." },
+    { "stockprice_zone_bytes_needed", "gauge",
+      "Zone size the sizing rule asks for the symbols held." }
 };
 
 
@@ -543,6 +545,8 @@ ngx_http_stockprice_render_status_json(char *dst,
                                        st->zone_bytes_used);
     n += ngx_http_stockprice_put_field(dst, n, "zoneBytesTotal",
                                        st->zone_bytes_total);
+    n += ngx_http_stockprice_put_field(dst, n, "zoneBytesNeeded",
+                                       st->zone_bytes_needed);
     n += ngx_http_stockprice_put(dst, n, "}", 1);
 
     return n;
@@ -571,6 +575,7 @@ ngx_http_stockprice_render_status_prometheus(char *dst,
     values[9] = st->authenticated ? 1 : 0;
     values[10] = st->zone_bytes_used;
     values[11] = st->zone_bytes_total;
+    values[12] = st->zone_bytes_needed;
 
     n = 0;
 

@@ -26,6 +26,10 @@
 #define NGX_HTTP_STOCKPRICE_PRICE_LEN  32   /* enough for any double */
 #define NGX_HTTP_STOCKPRICE_ISO_LEN    32   /* "2024-05-01T10:53:36.791231Z" */
 
+/* the longest that format_price() and format_time() write */
+#define NGX_HTTP_STOCKPRICE_PRICE_MAX  24   /* "-2.2250738585072014e-308" */
+#define NGX_HTTP_STOCKPRICE_ISO_MAX    27
+
 
 typedef struct {
     const char                     *zone;
@@ -44,6 +48,7 @@ typedef struct {
     int                             authenticated;
     uint64_t                        zone_bytes_used;
     uint64_t                        zone_bytes_total;
+    uint64_t                        zone_bytes_needed;  /* by the rule */
 } ngx_http_stockprice_status_t;
 
 

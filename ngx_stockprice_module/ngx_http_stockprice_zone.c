@@ -14,45 +14,69 @@
 #include <ngx_http_stockprice_zone.h>
 
 
-/* the longest a rendered record can be: every byte escaped as \u00XX */
-#define NGX_HTTP_STOCKPRICE_RECORD_MAX                                        \
-    (sizeof("{\"id\":\"\",\"symbol\":\"\",\"price\":,\"valueDateTime\":\"\","  \
-            "\"measurementTimeStamp\":\"\"}")                                 \
-     + NGX_HTTP_STOCKPRICE_UUID_LEN + 6 * NGX_HTTP_STOCKPRICE_SYMBOL_MAX      \
-     + NGX_HTTP_STOCKPRICE_PRICE_LEN + 6 * NGX_HTTP_STOCKPRICE_TIME_MAX       \
-     + NGX_HTTP_STOCKPRICE_ISO_LEN)
-
 #define NGX_HTTP_STOCKPRICE_BACKOFF_MAX  60000
 
-/* a list this long goes by sendfile(), a shorter one in one writev() */
-#define NGX_HTTP_STOCKPRICE_FILE_MIN     32768
+/*
+ * A snapshot is made in steps, each under the mutex, so that neither the
+ * worker's clients nor other workers' wait for more than a step (some
+ * 20 us): symbols measured, then symbols and their bytes copied.
+ */
+#define NGX_HTTP_STOCKPRICE_MEASURE_STEP  4096      /* symbols */
+#define NGX_HTTP_STOCKPRICE_FILL_STEP     1024      /* symbols */
+#define NGX_HTTP_STOCKPRICE_FILL_BYTES    262144
 
 
-/* how one symbol of the new snapshot is made from the old one and a record */
-
-typedef struct {
-    ngx_http_stockprice_sym_t      *old;
-    ngx_http_stockprice_record_t   *rec;
-    u_char                         *rendered;   /* rec in the scratch */
-    uint32_t                        rendered_len;
-    uint32_t                        nolder;     /* older records kept */
-    uint32_t                        older_len;
-} ngx_http_stockprice_plan_t;
+#define ngx_http_stockprice_zone_holds(sh, gen)                               \
+    ((sh)->lease_pid == ngx_pid && (sh)->lease == (gen))
 
 
-static void ngx_http_stockprice_set_error(ngx_http_stockprice_sh_t *sh,
-    ngx_str_t *error);
-static void ngx_http_stockprice_make_uuid(char *buf);
-static void ngx_http_stockprice_cache_free(
-    ngx_http_stockprice_cache_t *cache);
+static size_t ngx_http_stockprice_zone_snap_max(ngx_uint_t nsymbols,
+    ngx_uint_t history);
+static void ngx_http_stockprice_zone_check_rule(ngx_shm_zone_t *shm_zone,
+    ngx_http_stockprice_ctx_t *ctx);
+static ngx_int_t ngx_http_stockprice_zone_token_valid(
+    ngx_http_stockprice_ctx_t *ctx);
+static ngx_uint_t ngx_http_stockprice_zone_wanted(
+    ngx_http_stockprice_feed_t *feed, u_char *name, size_t len);
+static void ngx_http_stockprice_zone_measure(
+    ngx_http_stockprice_zone_build_t *b);
+static void ngx_http_stockprice_zone_plan_older(
+    ngx_http_stockprice_zone_plan_t *pl, ngx_uint_t history);
+static void ngx_http_stockprice_zone_place(
+    ngx_http_stockprice_zone_build_t *b);
+static ngx_uint_t ngx_http_stockprice_zone_fill(
+    ngx_http_stockprice_zone_build_t *b);
+static void ngx_http_stockprice_zone_fill_older(
+    ngx_http_stockprice_zone_build_t *b, ngx_http_stockprice_zone_plan_t *pl,
+    ngx_http_stockprice_sym_t *sym);
+static ngx_int_t ngx_http_stockprice_zone_measure_view(
+    ngx_http_stockprice_ctx_t *ctx, ngx_http_stockprice_zone_view_t *view);
+static void ngx_http_stockprice_zone_measure_filter(
+    ngx_http_stockprice_ctx_t *ctx, ngx_http_stockprice_zone_view_t *view);
+static u_char *ngx_http_stockprice_zone_copy(ngx_http_stockprice_ctx_t *ctx,
+    ngx_http_stockprice_zone_view_t *view, u_char *p);
+static ngx_http_stockprice_sym_t *ngx_http_stockprice_zone_find(
+    ngx_http_stockprice_snap_t *snap, u_char *name, size_t len);
+static int ngx_libc_cdecl ngx_http_stockprice_zone_cmp_ptr(const void *one,
+    const void *two);
+static size_t ngx_http_stockprice_zone_etag(ngx_http_stockprice_sh_t *sh,
+    u_char *buf);
 
+
+/*
+ * A fresh zone: the header, then what is left in two equal halves, the
+ * only allocations there are: no later allocation can fail for holes
+ * left by earlier ones.
+ */
 
 ngx_int_t
-ngx_http_stockprice_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+ngx_http_stockprice_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_http_stockprice_ctx_t  *octx = data;
 
-    size_t                      len;
+    size_t                      len, size;
+    ngx_slab_pool_t            *shpool;
+    ngx_http_stockprice_sh_t   *sh;
     ngx_http_stockprice_ctx_t  *ctx;
 
     ctx = shm_zone->data;
@@ -65,206 +89,196 @@ ngx_http_stockprice_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    ctx->shpool = shpool;
 
     if (shm_zone->shm.exists) {
-        ctx->sh = ctx->shpool->data;
+        ctx->sh = shpool->data;
         return NGX_OK;
     }
 
-    ctx->sh = ngx_slab_calloc(ctx->shpool, sizeof(ngx_http_stockprice_sh_t));
-    if (ctx->sh == NULL) {
-        return NGX_ERROR;
-    }
-
-    ctx->shpool->data = ctx->sh;
-    ctx->sh->epoch = ngx_time();
-
     len = sizeof(" in stockprice zone \"\"") + shm_zone->shm.name.len;
 
-    ctx->shpool->log_ctx = ngx_slab_alloc(ctx->shpool, len);
-    if (ctx->shpool->log_ctx == NULL) {
+    shpool->log_ctx = ngx_slab_alloc(shpool, len);
+    if (shpool->log_ctx == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_sprintf(ctx->shpool->log_ctx, " in stockprice zone \"%V\"%Z",
+    ngx_sprintf(shpool->log_ctx, " in stockprice zone \"%V\"%Z",
                 &shm_zone->shm.name);
 
-    ctx->shpool->log_nomem = 0;
+    shpool->log_nomem = 0;
+
+    sh = ngx_slab_calloc(shpool, sizeof(ngx_http_stockprice_sh_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = sh;
+    ctx->sh = sh;
+    sh->epoch = ngx_time();
+
+    size = (shpool->pfree / 2) << ngx_pagesize_shift;
+
+    if (size == 0) {
+        return NGX_ERROR;
+    }
+
+    sh->half[0] = ngx_slab_alloc(shpool, size);
+    sh->half[1] = ngx_slab_alloc(shpool, size);
+
+    if (sh->half[0] == NULL || sh->half[1] == NULL) {
+        return NGX_ERROR;
+    }
+
+    sh->half_size = size;
+    sh->fixed = shm_zone->shm.size - 2 * size;
+
+    ngx_http_stockprice_zone_check_rule(shm_zone, ctx);
 
     return NGX_OK;
 }
 
+
+/* the rule: the zone size that S symbols at history H need */
+
+size_t
+ngx_http_stockprice_zone_size(ngx_uint_t nsymbols, ngx_uint_t history)
+{
+    return NGX_HTTP_STOCKPRICE_ZONE_BASE
+           + nsymbols * (NGX_HTTP_STOCKPRICE_ZONE_PER_SYMBOL
+                         + NGX_HTTP_STOCKPRICE_ZONE_PER_RECORD * history);
+}
+
+
+/* the largest snapshot of S symbols at history H, longest records */
+
+static size_t
+ngx_http_stockprice_zone_snap_max(ngx_uint_t nsymbols, ngx_uint_t history)
+{
+    return sizeof(ngx_http_stockprice_snap_t)
+           + nsymbols * sizeof(ngx_http_stockprice_sym_t)
+           + nsymbols * (history - 1) * sizeof(uint32_t)
+           + 2 + nsymbols * history * (NGX_HTTP_STOCKPRICE_RECORD_LONGEST + 1);
+}
+
+
+/* the most symbols the rule lets this zone hold fit in a half: say if not */
+
+static void
+ngx_http_stockprice_zone_check_rule(ngx_shm_zone_t *shm_zone,
+    ngx_http_stockprice_ctx_t *ctx)
+{
+    size_t      base;
+    ngx_uint_t  n, history;
+
+    history = ctx->feed->history;
+    base = NGX_HTTP_STOCKPRICE_ZONE_BASE;
+
+    if (shm_zone->shm.size <= base) {
+        return;
+    }
+
+    n = (shm_zone->shm.size - base)
+        / (NGX_HTTP_STOCKPRICE_ZONE_PER_SYMBOL
+           + NGX_HTTP_STOCKPRICE_ZONE_PER_RECORD * history);
+
+    if (n && ngx_http_stockprice_zone_snap_max(n, history)
+             > ctx->sh->half_size)
+    {
+        ngx_log_error(NGX_LOG_ALERT, shm_zone->shm.log, 0,
+                      "stockprice zone \"%V\": the size rule does not hold "
+                      "with pages of %ui bytes", &shm_zone->shm.name,
+                      ngx_pagesize);
+    }
+}
+
+
+/*
+ * Takes refresh duty when it is due (or at once, "force"), unless another
+ * process holds it; *lease is then the fence that every later call of
+ * the holder shows.  NGX_DECLINED: look again in *wait ms.  A holder that
+ * is gone (killed) loses it at once: kill() is asked outside the mutex.
+ */
 
 ngx_int_t
-ngx_http_stockprice_lease_acquire(ngx_http_stockprice_ctx_t *ctx,
-    ngx_msec_t hold, ngx_msec_t *wait)
+ngx_http_stockprice_zone_lease_take(ngx_http_stockprice_ctx_t *ctx,
+    ngx_msec_t hold, ngx_uint_t force, uint64_t *lease, ngx_msec_t *wait)
 {
-    ngx_msec_t                 now;
-    ngx_msec_int_t             left;
-    ngx_http_stockprice_sh_t  *sh;
-
-    sh = ctx->sh;
-    now = ngx_current_msec;
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-
-    if (sh->lease_pid != 0 && sh->lease_pid != ngx_pid) {
-        left = (ngx_msec_int_t) (sh->lease_deadline - now);
-
-        /*
-         * somebody is refreshing: look again when its lease ends, or
-         * sooner, as it may be abandoned at a reload; a holder that is
-         * gone (killed) loses it at once
-         */
-
-        if (left > 0
-            && (kill(sh->lease_pid, 0) == 0 || ngx_errno != NGX_ESRCH))
-        {
-            ngx_shmtx_unlock(&ctx->shpool->mutex);
-            *wait = ngx_min((ngx_msec_t) left,
-                            NGX_HTTP_STOCKPRICE_LEASE_POLL);
-            return NGX_DECLINED;
-        }
-    }
-
-    if (sh->scheduled) {
-        left = (ngx_msec_int_t) (sh->next_refresh - now);
-
-        /*
-         * a reload may have shortened the interval: after a success it
-         * counts from the end of the last refresh at once
-         */
-
-        if (sh->consecutive_failures == 0
-            && (ngx_msec_int_t) (sh->last_end + ctx->feed->interval - now)
-               < left)
-        {
-            left = (ngx_msec_int_t) (sh->last_end + ctx->feed->interval - now);
-        }
-
-        if (left > 0) {
-            ngx_shmtx_unlock(&ctx->shpool->mutex);
-            *wait = left;
-            return NGX_DECLINED;
-        }
-    }
-
-    sh->lease_pid = ngx_pid;
-    sh->lease_deadline = now + hold;
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-    return NGX_OK;
-}
-
-
-void
-ngx_http_stockprice_lease_extend(ngx_http_stockprice_ctx_t *ctx,
-    ngx_msec_t hold, ngx_uint_t auth)
-{
-    ngx_http_stockprice_sh_t  *sh;
-
-    sh = ctx->sh;
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-
-    if (sh->lease_pid == ngx_pid) {
-        sh->lease_deadline = ngx_current_msec + hold;
-    }
-
-    /* every auth request counts, whatever it is answered */
-
-    if (auth) {
-        sh->auth_calls++;
-    }
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-}
-
-
-ngx_msec_t
-ngx_http_stockprice_lease_release(ngx_http_stockprice_ctx_t *ctx,
-    ngx_str_t *error, ngx_uint_t skipped)
-{
-    ngx_msec_t                 delay, interval;
-    ngx_uint_t                 n;
-    ngx_time_t                *tp;
+    uint64_t                   seen;
+    ngx_pid_t                  holder;
+    ngx_uint_t                 gone;
+    ngx_msec_t                 now, interval;
+    ngx_msec_int_t             left, since;
     ngx_http_stockprice_sh_t  *sh;
 
     sh = ctx->sh;
     interval = ctx->feed->interval;
-    delay = interval;
+    now = ngx_current_msec;
+    gone = 0;
+    seen = 0;
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
+    for ( ;; ) {
+        ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    sh->skipped += skipped;
+        left = (ngx_msec_int_t) (sh->lease_deadline - now);
 
-    if (error == NULL) {
-        sh->refreshes++;
-        sh->consecutive_failures = 0;
-        tp = ngx_timeofday();
-        sh->last_success_ms = (int64_t) tp->sec * 1000 + tp->msec;
+        if (sh->lease_pid != 0 && sh->lease_pid != ngx_pid && left > 0
+            && !(gone && sh->lease == seen))
+        {
+            holder = sh->lease_pid;
+            seen = sh->lease;
 
-    } else {
-        sh->failures++;
-        sh->consecutive_failures++;
-        ngx_http_stockprice_set_error(sh, error);
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
 
-        /* back off: interval, 2 x interval, 4 x ... up to a minute */
+            if (!gone && kill(holder, 0) == -1 && ngx_errno == NGX_ESRCH) {
+                gone = 1;
+                continue;
+            }
 
-        n = ngx_min(sh->consecutive_failures - 1, 16);
-
-        while (n-- && delay < NGX_HTTP_STOCKPRICE_BACKOFF_MAX) {
-            delay *= 2;
+            /* look again when its lease ends, or sooner: it may be given up */
+            *wait = ngx_min((ngx_msec_t) left,
+                            NGX_HTTP_STOCKPRICE_LEASE_POLL);
+            return NGX_DECLINED;
         }
 
-        delay = ngx_min(delay, ngx_max(interval,
-                                       NGX_HTTP_STOCKPRICE_BACKOFF_MAX));
+        if (sh->scheduled && !force) {
+            left = (ngx_msec_int_t) (sh->next_refresh - now);
+
+            /*
+             * a reload may have shortened the interval: after a success it
+             * counts from the end of the last refresh at once
+             */
+
+            since = (ngx_msec_int_t) (sh->last_end + interval - now);
+
+            if (sh->consecutive_failures == 0 && since < left) {
+                left = since;
+            }
+
+            if (left > 0) {
+                ngx_shmtx_unlock(&ctx->shpool->mutex);
+                *wait = left;
+                return NGX_DECLINED;
+            }
+        }
+
+        sh->lease_pid = ngx_pid;
+        sh->lease_deadline = now + hold;
+        *lease = ++sh->lease;
+
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+        return NGX_OK;
     }
-
-    sh->next_refresh = ngx_current_msec + delay;
-    sh->last_end = ngx_current_msec;
-    sh->scheduled = 1;
-
-    if (sh->lease_pid == ngx_pid) {
-        sh->lease_pid = 0;
-    }
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-    return delay;
 }
 
 
-void
-ngx_http_stockprice_lease_abandon(ngx_http_stockprice_ctx_t *ctx)
-{
-    ngx_http_stockprice_sh_t  *sh;
-
-    sh = ctx->sh;
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-
-    if (sh->lease_pid == ngx_pid) {
-        sh->lease_pid = 0;
-    }
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-}
-
-
-static void
-ngx_http_stockprice_set_error(ngx_http_stockprice_sh_t *sh, ngx_str_t *error)
-{
-    sh->last_error_len = ngx_min(error->len, NGX_HTTP_STOCKPRICE_ERROR_LEN);
-    ngx_memcpy(sh->last_error, error->data, sh->last_error_len);
-}
-
+/* NGX_DECLINED: the lease is lost, the holder must drop its work */
 
 ngx_int_t
-ngx_http_stockprice_token_get(ngx_http_stockprice_ctx_t *ctx, u_char *buf,
-    size_t size, size_t *len)
+ngx_http_stockprice_zone_lease_renew(ngx_http_stockprice_ctx_t *ctx,
+    uint64_t lease, ngx_msec_t hold)
 {
     ngx_int_t                  rc;
     ngx_http_stockprice_sh_t  *sh;
@@ -274,11 +288,169 @@ ngx_http_stockprice_token_get(ngx_http_stockprice_ctx_t *ctx, u_char *buf,
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    if (sh->token
-        && sh->token_len <= size
-        && (sh->token_renew == 0
-            || (ngx_msec_int_t) (sh->token_renew - ngx_current_msec) > 0))
-    {
+    if (ngx_http_stockprice_zone_holds(sh, lease)) {
+        sh->lease_deadline = ngx_current_msec + hold;
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
+}
+
+
+/* gives the lease up, the schedule unchanged: the next workers go on */
+
+void
+ngx_http_stockprice_zone_lease_drop(ngx_http_stockprice_ctx_t *ctx,
+    uint64_t lease)
+{
+    ngx_http_stockprice_sh_t  *sh;
+
+    sh = ctx->sh;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    if (ngx_http_stockprice_zone_holds(sh, lease)) {
+        sh->lease_pid = 0;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+/* an auth request is sent: counted whatever its answer, by the holder */
+
+ngx_int_t
+ngx_http_stockprice_zone_count_auth(ngx_http_stockprice_ctx_t *ctx,
+    uint64_t lease)
+{
+    ngx_int_t                  rc;
+    ngx_http_stockprice_sh_t  *sh;
+
+    sh = ctx->sh;
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    if (ngx_http_stockprice_zone_holds(sh, lease)) {
+        sh->auth_calls++;
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * A refresh ended ("error" NULL: it succeeded): its outcome counted, the
+ * next one scheduled, the lease given up, all at once and only by the
+ * holder; NGX_DECLINED: the lease was lost, nothing changed.  *delay is
+ * the time to the next refresh, *nsymbols those the zone serves.
+ */
+
+ngx_int_t
+ngx_http_stockprice_zone_refresh_done(ngx_http_stockprice_ctx_t *ctx,
+    uint64_t lease, ngx_str_t *error, ngx_uint_t skipped, ngx_msec_t *delay,
+    ngx_uint_t *nsymbols)
+{
+    ngx_uint_t                 n;
+    ngx_msec_t                 wait, interval;
+    ngx_time_t                *tp;
+    ngx_http_stockprice_sh_t  *sh;
+
+    sh = ctx->sh;
+    interval = ctx->feed->interval;
+    wait = interval;
+    tp = ngx_timeofday();
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    if (!ngx_http_stockprice_zone_holds(sh, lease)) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_DECLINED;
+    }
+
+    sh->skipped += skipped;
+
+    if (error == NULL) {
+        sh->refreshes++;
+        sh->consecutive_failures = 0;
+        sh->last_success_ms = (int64_t) tp->sec * 1000 + tp->msec;
+
+    } else {
+        sh->failures++;
+        sh->consecutive_failures++;
+        sh->last_error_len = ngx_min(error->len,
+                                     NGX_HTTP_STOCKPRICE_ERROR_LEN);
+        ngx_memcpy(sh->last_error, error->data, sh->last_error_len);
+
+        /* back off: interval, 2 x interval, 4 x ... up to a minute */
+
+        n = ngx_min(sh->consecutive_failures - 1, 16);
+
+        while (n-- && wait < NGX_HTTP_STOCKPRICE_BACKOFF_MAX) {
+            wait *= 2;
+        }
+
+        wait = ngx_min(wait, ngx_max(interval,
+                                     NGX_HTTP_STOCKPRICE_BACKOFF_MAX));
+    }
+
+    sh->next_refresh = ngx_current_msec + wait;
+    sh->last_end = ngx_current_msec;
+    sh->last_end_ms = (int64_t) tp->sec * 1000 + tp->msec;
+    sh->next_refresh_ms = sh->last_end_ms + wait;
+    sh->scheduled = 1;
+    sh->lease_pid = 0;
+
+    *nsymbols = sh->snapshot ? sh->snapshot->nsymbols : 0;
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    *delay = wait;
+
+    return NGX_OK;
+}
+
+
+/* the caller's holds, not only the token: the zone's */
+
+static ngx_int_t
+ngx_http_stockprice_zone_token_valid(ngx_http_stockprice_ctx_t *ctx)
+{
+    ngx_http_stockprice_sh_t  *sh;
+
+    sh = ctx->sh;
+
+    return sh->token_len
+           && ngx_memcmp(sh->token_owner, ctx->feed->token_owner,
+                         sizeof(sh->token_owner)) == 0
+           && (sh->token_renew == 0
+               || (ngx_msec_int_t) (sh->token_renew - ngx_current_msec) > 0);
+}
+
+
+/*
+ * The zone's token, if it was obtained for this configuration's auth URL,
+ * credentials and prices host, and is not due for renewal
+ */
+
+ngx_int_t
+ngx_http_stockprice_zone_token_get(ngx_http_stockprice_ctx_t *ctx,
+    u_char *buf, size_t size, size_t *len)
+{
+    ngx_int_t                  rc;
+    ngx_http_stockprice_sh_t  *sh;
+
+    sh = ctx->sh;
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    if (ngx_http_stockprice_zone_token_valid(ctx) && sh->token_len <= size) {
         ngx_memcpy(buf, sh->token, sh->token_len);
         *len = sh->token_len;
         rc = NGX_OK;
@@ -291,37 +463,40 @@ ngx_http_stockprice_token_get(ngx_http_stockprice_ctx_t *ctx, u_char *buf,
 
 
 ngx_int_t
-ngx_http_stockprice_token_set(ngx_http_stockprice_ctx_t *ctx, u_char *token,
-    size_t len, long expires_in)
+ngx_http_stockprice_zone_token_set(ngx_http_stockprice_ctx_t *ctx,
+    uint64_t lease, u_char *token, size_t len, long expires_in)
 {
-    u_char                    *p;
     ngx_http_stockprice_sh_t  *sh;
 
     sh = ctx->sh;
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-
-    p = ngx_slab_alloc_locked(ctx->shpool, len);
-    if (p == NULL) {
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
+    if (len > sizeof(sh->token)) {
         return NGX_ERROR;
     }
 
-    if (sh->token) {
-        ngx_slab_free_locked(ctx->shpool, sh->token);
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    if (!ngx_http_stockprice_zone_holds(sh, lease)) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_DECLINED;
     }
 
-    ngx_memcpy(p, token, len);
-    sh->token = p;
+    ngx_memcpy(sh->token, token, len);
     sh->token_len = len;
+    ngx_memcpy(sh->token_owner, ctx->feed->token_owner,
+               sizeof(sh->token_owner));
 
     /* renew after nine tenths of the lifetime */
-    sh->token_renew = (expires_in > 0)
-                      ? ngx_current_msec + (ngx_msec_t) expires_in * 900
-                      : 0;
 
-    if (sh->token_renew == 0 && expires_in > 0) {
-        sh->token_renew = 1;
+    if (expires_in > 0) {
+        sh->token_renew = ngx_current_msec + (ngx_msec_t) expires_in * 900;
+
+        if (sh->token_renew == 0) {
+            sh->token_renew = 1;
+        }
+
+    } else {
+        sh->token_renew = 0;
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -330,9 +505,11 @@ ngx_http_stockprice_token_set(ngx_http_stockprice_ctx_t *ctx, u_char *token,
 }
 
 
+/* only the token that was refused: another may have been set since */
+
 void
-ngx_http_stockprice_token_clear(ngx_http_stockprice_ctx_t *ctx, u_char *token,
-    size_t len)
+ngx_http_stockprice_zone_token_clear(ngx_http_stockprice_ctx_t *ctx,
+    u_char *token, size_t len)
 {
     ngx_http_stockprice_sh_t  *sh;
 
@@ -340,14 +517,8 @@ ngx_http_stockprice_token_clear(ngx_http_stockprice_ctx_t *ctx, u_char *token,
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    /* only the token that was refused: another may have been set since */
-
-    if (sh->token
-        && sh->token_len == len
-        && ngx_memcmp(sh->token, token, len) == 0)
-    {
-        ngx_slab_free_locked(ctx->shpool, sh->token);
-        sh->token = NULL;
+    if (sh->token_len == len && ngx_memcmp(sh->token, token, len) == 0) {
+        ngx_explicit_memzero(sh->token, len);
         sh->token_len = 0;
     }
 
@@ -355,146 +526,230 @@ ngx_http_stockprice_token_clear(ngx_http_stockprice_ctx_t *ctx, u_char *token,
 }
 
 
+/* a reload changed symbols=: the snapshot may hold symbols to drop */
+
 ngx_int_t
-ngx_http_stockprice_batch_init(ngx_http_stockprice_batch_t *batch,
-    ngx_http_stockprice_record_t *recs, ngx_uint_t n, struct timeval *tv,
-    ngx_log_t *log)
+ngx_http_stockprice_zone_prune_due(ngx_http_stockprice_ctx_t *ctx)
 {
-    ngx_memzero(batch, sizeof(ngx_http_stockprice_batch_t));
+    ngx_int_t                  rc;
+    ngx_http_stockprice_sh_t  *sh;
 
-    batch->recs = recs;
-    batch->n = n;
-    batch->last_modified = tv->tv_sec;
-    batch->mtime_len = ngx_http_stockprice_format_time(batch->mtime,
-                                                       (int64_t) tv->tv_sec,
-                                                       (long) tv->tv_usec);
+    sh = ctx->sh;
 
-    /* untouched pages of the worst case cost no memory */
+    ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    batch->text = ngx_alloc(n * NGX_HTTP_STOCKPRICE_RECORD_MAX + 1, log);
-    if (batch->text == NULL) {
+    rc = sh->snapshot && sh->snapshot->filter != ctx->feed->filter_hash;
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
+}
+
+
+/* is a symbol one that symbols= asks for (binary search, sorted) */
+
+static ngx_uint_t
+ngx_http_stockprice_zone_wanted(ngx_http_stockprice_feed_t *feed,
+    u_char *name, size_t len)
+{
+    int         rc;
+    ngx_uint_t  lo, hi, mid;
+
+    if (feed->nfilter == 0) {
+        return 1;
+    }
+
+    lo = 0;
+    hi = feed->nfilter;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+
+        rc = ngx_http_stockprice_symbol_cmp(feed->filter[mid].data,
+                                            feed->filter[mid].len,
+                                            (char *) name, len);
+        if (rc == 0) {
+            return 1;
+        }
+
+        if (rc < 0) {
+            lo = mid + 1;
+
+        } else {
+            hi = mid;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * A new snapshot from the current one and a batch (records sorted by
+ * symbol; none for a prune), made in the half not served: the old symbols
+ * and the new records merged, symbols that symbols= no longer asks for
+ * left out.  Every step takes the mutex and checks the lease first, so a
+ * worker that lost it never writes a byte and never reads a half that
+ * the new holder may be writing.
+ */
+
+ngx_int_t
+ngx_http_stockprice_zone_build_start(ngx_http_stockprice_zone_build_t *b,
+    ngx_http_stockprice_ctx_t *ctx, uint64_t lease,
+    ngx_http_stockprice_batch_t *batch, ngx_log_t *log)
+{
+    ngx_uint_t                 n;
+    ngx_http_stockprice_sh_t  *sh;
+
+    sh = ctx->sh;
+
+    ngx_memzero(b, sizeof(ngx_http_stockprice_zone_build_t));
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    if (!ngx_http_stockprice_zone_holds(sh, lease)) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_ABORT;
+    }
+
+    b->old = sh->snapshot;
+    n = b->old ? b->old->nsymbols : 0;
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    b->plan = ngx_alloc((batch->n + n + 1)
+                        * sizeof(ngx_http_stockprice_zone_plan_t), log);
+    if (b->plan == NULL) {
         return NGX_ERROR;
     }
 
-    batch->lens = ngx_alloc(n * sizeof(uint32_t) + 1, log);
-    if (batch->lens == NULL) {
-        ngx_free(batch->text);
-        batch->text = NULL;
-        return NGX_ERROR;
-    }
-
-    batch->last = batch->text;
+    b->ctx = ctx;
+    b->lease = lease;
+    b->batch = batch;
+    b->rendered = batch->text;
 
     return NGX_OK;
 }
 
 
-/* renders up to "max" more records; NGX_OK: all are, NGX_AGAIN: not yet */
+/*
+ * NGX_AGAIN: call again (after a turn of the event loop); NGX_OK: the new
+ * snapshot is served; NGX_DONE: nothing changed; NGX_DECLINED: the zone
+ * is too small (b->nsymbols, b->needed); NGX_ABORT: the lease is lost
+ */
 
 ngx_int_t
-ngx_http_stockprice_batch_render(ngx_http_stockprice_batch_t *batch,
-    ngx_uint_t max)
+ngx_http_stockprice_zone_build_step(ngx_http_stockprice_zone_build_t *b)
 {
-    size_t                         len;
-    ngx_uint_t                     end;
-    ngx_http_stockprice_record_t  *rec;
+    ngx_http_stockprice_sh_t    *sh;
+    ngx_http_stockprice_ctx_t   *ctx;
+    ngx_http_stockprice_snap_t  *snap;
 
-    end = ngx_min(batch->n, batch->rendered + max);
+    ctx = b->ctx;
+    sh = ctx->sh;
 
-    for ( /* void */ ; batch->rendered < end; batch->rendered++) {
-        rec = &batch->recs[batch->rendered];
+    ngx_shmtx_lock(&ctx->shpool->mutex);
 
-        if (!rec->has_id) {
-            ngx_http_stockprice_make_uuid(rec->id);
-            rec->has_id = 1;
-        }
-
-        len = ngx_http_stockprice_render_record((char *) batch->last, rec,
-                                                batch->mtime,
-                                                batch->mtime_len);
-
-        batch->lens[batch->rendered] = (uint32_t) len;
-        batch->last += len;
+    if (!ngx_http_stockprice_zone_holds(sh, b->lease)
+        || sh->snapshot != b->old)
+    {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_ABORT;
     }
 
-    return batch->rendered == batch->n ? NGX_OK : NGX_AGAIN;
+    if (b->snap == NULL) {
+        ngx_http_stockprice_zone_measure(b);
+
+        if (b->oi < (b->old ? b->old->nsymbols : 0) || b->ri < b->batch->n) {
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
+            return NGX_AGAIN;
+        }
+
+        if (b->batch->n == 0 && b->dropped == 0) {
+            /* all it holds is still asked for */
+            if (b->old) {
+                b->old->filter = ctx->feed->filter_hash;
+            }
+
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
+            return NGX_DONE;
+        }
+
+        b->size = sizeof(ngx_http_stockprice_snap_t)
+                  + b->nplan * sizeof(ngx_http_stockprice_sym_t)
+                  + b->nlens * sizeof(uint32_t)
+                  + b->list_len + b->older_len;
+
+        if (b->size > sh->half_size) {
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+            b->nsymbols = b->nplan;
+            b->needed = ngx_http_stockprice_zone_size(b->nplan,
+                                                      ctx->feed->history);
+            return NGX_DECLINED;
+        }
+
+        ngx_http_stockprice_zone_place(b);
+    }
+
+    if (!ngx_http_stockprice_zone_fill(b)) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_AGAIN;
+    }
+
+    snap = b->snap;
+    snap->generation = ++sh->generation;
+    snap->filter = ctx->feed->filter_hash;
+    sh->snapshot = snap;
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_OK;
 }
 
 
 void
-ngx_http_stockprice_batch_free(ngx_http_stockprice_batch_t *batch)
+ngx_http_stockprice_zone_build_free(ngx_http_stockprice_zone_build_t *b)
 {
-    if (batch->text) {
-        ngx_free(batch->text);
+    if (b->plan) {
+        ngx_free(b->plan);
     }
 
-    if (batch->lens) {
-        ngx_free(batch->lens);
-    }
-
-    /* the records came from the parser's malloc() */
-    free(batch->recs);
-
-    ngx_memzero(batch, sizeof(ngx_http_stockprice_batch_t));
+    ngx_memzero(b, sizeof(ngx_http_stockprice_zone_build_t));
 }
 
 
-/*
- * A new snapshot from the old one and a batch rendered in full: the old
- * symbols and the new records merged (both sorted), then one slab
- * allocation filled by copies of rendered bytes, then swapped in.
- */
+/* a step of the plan: which symbols, and how many bytes each */
 
-ngx_int_t
-ngx_http_stockprice_publish(ngx_http_stockprice_ctx_t *ctx,
-    ngx_http_stockprice_batch_t *batch, size_t *needed, ngx_log_t *log)
+static void
+ngx_http_stockprice_zone_measure(ngx_http_stockprice_zone_build_t *b)
 {
-    int                            c;
-    size_t                         size, list_len, older_len;
-    u_char                        *p, *q, *text;
-    uint32_t                      *lens, *rlen;
-    ngx_uint_t                     i, j, k, nsyms, nrecords, nlens, history;
-    ngx_http_stockprice_sh_t      *sh;
-    ngx_http_stockprice_sym_t     *sym, *osym, *oend;
-    ngx_http_stockprice_snap_t    *snap, *old;
-    ngx_http_stockprice_plan_t    *plan, *pl;
-    ngx_http_stockprice_record_t  *rec, *rend;
+    int                               c;
+    ngx_uint_t                        n, onsyms, prune;
+    ngx_http_stockprice_feed_t       *feed;
+    ngx_http_stockprice_sym_t        *osym;
+    ngx_http_stockprice_batch_t      *batch;
+    ngx_http_stockprice_record_t     *rec;
+    ngx_http_stockprice_zone_plan_t  *pl;
 
-    sh = ctx->sh;
-    history = ctx->feed->history;
+    feed = b->ctx->feed;
+    batch = b->batch;
+    onsyms = b->old ? b->old->nsymbols : 0;
+    prune = b->old && b->old->filter != feed->filter_hash;
 
-    /* only the lease holder replaces snapshots: "old" cannot go away */
+    for (n = 0; n < NGX_HTTP_STOCKPRICE_MEASURE_STEP; n++) {
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-    old = sh->snapshot;
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+        osym = (b->oi < onsyms) ? &b->old->syms[b->oi] : NULL;
+        rec = (b->ri < batch->n) ? &batch->recs[b->ri] : NULL;
 
-    plan = ngx_alloc((batch->n + (old ? old->nsymbols : 0) + 1)
-                     * sizeof(ngx_http_stockprice_plan_t), log);
-    if (plan == NULL) {
-        return NGX_ERROR;
-    }
+        if (osym == NULL && rec == NULL) {
+            break;
+        }
 
-    /* plan: merge the old symbols and the new records, both sorted */
-
-    osym = old ? old->syms : NULL;
-    oend = old ? old->syms + old->nsymbols : NULL;
-    rec = batch->recs;
-    rend = batch->recs + batch->n;
-    rlen = batch->lens;
-    p = batch->text;
-    pl = plan;
-    list_len = 2;
-    older_len = 0;
-    nrecords = 0;
-    nlens = 0;
-
-    while (osym < oend || rec < rend) {
-
-        if (osym == oend) {
+        if (osym == NULL) {
             c = 1;
 
-        } else if (rec == rend) {
+        } else if (rec == NULL) {
             c = -1;
 
         } else {
@@ -503,354 +758,540 @@ ngx_http_stockprice_publish(ngx_http_stockprice_ctx_t *ctx,
                                                rec->symbol_len);
         }
 
-        ngx_memzero(pl, sizeof(ngx_http_stockprice_plan_t));
+        pl = &b->plan[b->nplan];
+        ngx_memzero(pl, sizeof(ngx_http_stockprice_zone_plan_t));
 
         if (c <= 0) {
-            pl->old = osym++;
+            pl->old = osym;
+            b->oi++;
         }
 
         if (c >= 0) {
-            pl->rec = rec++;
-            pl->rendered = p;
-            pl->rendered_len = *rlen++;
-            p += pl->rendered_len;
+            pl->rec = rec;
+            pl->rendered = b->rendered;
+            pl->rendered_len = batch->lens[b->ri];
+            b->rendered += pl->rendered_len;
+            b->ri++;
         }
 
-        if (pl->rec) {
-            list_len += pl->rendered_len;
+        /* a new record's symbol is asked for: the parser filtered them */
 
-            if (pl->old && history > 1) {
-                /* the old newest and the old older, one fewer than kept */
-                pl->nolder = ngx_min(pl->old->nrecords, history - 1);
-                pl->older_len = 1 + pl->old->newest_len;
-
-                for (k = 0; k + 1 < pl->nolder; k++) {
-                    pl->older_len += 1 + pl->old->lens[k];
-                }
-            }
-
-        } else {
-            list_len += pl->old->newest_len;
-            pl->nolder = ngx_min(pl->old->nrecords - 1, history - 1);
-
-            for (k = 0; k < pl->nolder; k++) {
-                pl->older_len += 1 + pl->old->lens[k];
-            }
+        if (pl->rec == NULL && prune
+            && !ngx_http_stockprice_zone_wanted(feed, osym->name,
+                                                osym->name_len))
+        {
+            b->dropped++;
+            continue;
         }
 
-        older_len += pl->older_len;
-        nlens += pl->nolder;
-        nrecords += 1 + pl->nolder;
-        pl++;
+        ngx_http_stockprice_zone_plan_older(pl, feed->history);
+
+        b->list_len += pl->rec ? pl->rendered_len : pl->old->newest_len;
+        b->older_len += pl->older_len;
+        b->nlens += pl->nolder;
+        b->nrecords += 1 + pl->nolder;
+        b->nplan++;
+    }
+}
+
+
+/* the older records a symbol keeps: its old ones, and its old newest */
+
+static void
+ngx_http_stockprice_zone_plan_older(ngx_http_stockprice_zone_plan_t *pl,
+    ngx_uint_t history)
+{
+    ngx_uint_t                  k, kept;
+    ngx_http_stockprice_sym_t  *old;
+
+    old = pl->old;
+
+    if (old == NULL || (pl->rec && history == 1)) {
+        return;
     }
 
-    nsyms = pl - plan;
-    list_len += nsyms ? nsyms - 1 : 0;
+    if (pl->rec) {
+        pl->nolder = ngx_min(old->nrecords, history - 1);
+        pl->older_len = 1 + old->newest_len;
+        kept = pl->nolder - 1;
 
-    size = sizeof(ngx_http_stockprice_snap_t)
-           + nsyms * sizeof(ngx_http_stockprice_sym_t)
-           + nlens * sizeof(uint32_t)
-           + list_len + older_len;
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-    snap = ngx_slab_alloc_locked(ctx->shpool, size);
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-    if (snap == NULL) {
-        ngx_free(plan);
-
-        /* the new snapshot is built while the old one is still served */
-        *needed = size + (old ? old->size : 0);
-
-        return NGX_DECLINED;
+    } else {
+        pl->nolder = ngx_min(old->nrecords - 1, history - 1);
+        kept = pl->nolder;
     }
 
-    /* fill: nobody else can see the new snapshot yet, no lock needed */
+    /* all the old older ones, or all but the last: the usual cases */
 
-    snap->size = size;
-    snap->last_modified = batch->last_modified;
-    snap->nsymbols = nsyms;
-    snap->nrecords = nrecords;
+    if (kept == old->nrecords - 1) {
+        pl->older_len += old->older_len;
+
+    } else if (kept + 1 == old->nrecords - 1) {
+        pl->older_len += old->older_len - (1 + old->lens[kept]);
+
+    } else {
+        /* a reload shortened history */
+        for (k = 0; k < kept; k++) {
+            pl->older_len += 1 + old->lens[k];
+        }
+    }
+}
+
+
+/* where the new snapshot's parts go, at the start of the other half */
+
+static void
+ngx_http_stockprice_zone_place(ngx_http_stockprice_zone_build_t *b)
+{
+    u_char                      *half;
+    ngx_http_stockprice_sh_t    *sh;
+    ngx_http_stockprice_snap_t  *snap;
+
+    sh = b->ctx->sh;
+
+    b->list_len += 2 + (b->nplan ? b->nplan - 1 : 0);
+
+    half = (b->old && (u_char *) b->old == sh->half[0]) ? sh->half[1]
+                                                         : sh->half[0];
+
+    snap = (ngx_http_stockprice_snap_t *) half;
+
+    snap->generation = 0;
+    snap->size = b->size;
+    snap->last_modified = b->batch->n ? b->batch->last_modified
+                                      : b->old->last_modified;
+    snap->nsymbols = b->nplan;
+    snap->nrecords = b->nrecords;
     snap->syms = (ngx_http_stockprice_sym_t *) (snap + 1);
-    lens = (uint32_t *) (snap->syms + nsyms);
-    text = (u_char *) (lens + nlens);
 
-    snap->list = text;
-    snap->list_len = list_len;
+    b->lens = (uint32_t *) (snap->syms + b->nplan);
+    snap->list = (u_char *) (b->lens + b->nlens);
+    snap->list_len = b->list_len;
 
-    p = text;
-    q = text + list_len;
-    *p++ = '[';
+    b->p = snap->list;
+    b->q = snap->list + b->list_len;
+    *b->p++ = '[';
 
-    for (i = 0; i < nsyms; i++) {
-        pl = &plan[i];
-        sym = &snap->syms[i];
+    b->snap = snap;
+}
 
-        if (i) {
-            *p++ = ',';
+
+/* a step of the copies; 1: all done */
+
+static ngx_uint_t
+ngx_http_stockprice_zone_fill(ngx_http_stockprice_zone_build_t *b)
+{
+    u_char                           *p, *q;
+    ngx_uint_t                        n;
+    ngx_http_stockprice_sym_t        *sym;
+    ngx_http_stockprice_zone_plan_t  *pl;
+
+    p = b->p;
+    q = b->q;
+
+    for (n = 0; n < NGX_HTTP_STOCKPRICE_FILL_STEP; n++) {
+
+        if (b->filled == b->nplan) {
+            *b->p = ']';
+            return 1;
+        }
+
+        if ((size_t) ((b->p - p) + (b->q - q))
+            >= NGX_HTTP_STOCKPRICE_FILL_BYTES)
+        {
+            break;
+        }
+
+        pl = &b->plan[b->filled];
+        sym = &b->snap->syms[b->filled];
+
+        if (b->filled++) {
+            *b->p++ = ',';
         }
 
         if (pl->rec) {
             sym->name_len = pl->rec->symbol_len;
             ngx_memcpy(sym->name, pl->rec->symbol, sym->name_len);
 
-            sym->newest = p;
+            sym->newest = b->p;
             sym->newest_len = pl->rendered_len;
-            p = ngx_cpymem(p, pl->rendered, pl->rendered_len);
+            b->p = ngx_cpymem(b->p, pl->rendered, pl->rendered_len);
 
         } else {
             sym->name_len = pl->old->name_len;
             ngx_memcpy(sym->name, pl->old->name, sym->name_len);
 
-            sym->newest = p;
+            sym->newest = b->p;
             sym->newest_len = pl->old->newest_len;
-            p = ngx_cpymem(p, pl->old->newest, pl->old->newest_len);
+            b->p = ngx_cpymem(b->p, pl->old->newest, pl->old->newest_len);
         }
 
-        sym->nrecords = 1 + pl->nolder;
-        sym->lens = lens;
-        sym->older = q;
-        sym->older_len = pl->older_len;
-
-        if (pl->nolder == 0) {
-            continue;
-        }
-
-        if (pl->rec) {
-            *q++ = ',';
-            q = ngx_cpymem(q, pl->old->newest, pl->old->newest_len);
-            *lens++ = pl->old->newest_len;
-
-            /* ",r1,...": the old older records but the last */
-            j = pl->nolder - 1;
-
-        } else {
-            j = pl->nolder;
-        }
-
-        for (k = 0; k < j; k++) {
-            *lens++ = pl->old->lens[k];
-        }
-
-        if (j) {
-            size = sym->older_len - (q - sym->older);
-            q = ngx_cpymem(q, pl->old->older, size);
-        }
+        ngx_http_stockprice_zone_fill_older(b, pl, sym);
     }
 
-    *p = ']';
+    return 0;
+}
 
-    ngx_free(plan);
+
+static void
+ngx_http_stockprice_zone_fill_older(ngx_http_stockprice_zone_build_t *b,
+    ngx_http_stockprice_zone_plan_t *pl, ngx_http_stockprice_sym_t *sym)
+{
+    size_t                      size;
+    ngx_uint_t                  k, kept;
+    ngx_http_stockprice_sym_t  *old;
+
+    old = pl->old;
+
+    sym->nrecords = 1 + pl->nolder;
+    sym->lens = b->lens;
+    sym->older = b->q;
+    sym->older_len = pl->older_len;
+
+    if (pl->nolder == 0) {
+        return;
+    }
+
+    if (pl->rec) {
+        /* the old newest first, then ",r1,...": the old older but the last */
+        *b->q++ = ',';
+        b->q = ngx_cpymem(b->q, old->newest, old->newest_len);
+        *b->lens++ = old->newest_len;
+        kept = pl->nolder - 1;
+
+    } else {
+        kept = pl->nolder;
+    }
+
+    for (k = 0; k < kept; k++) {
+        *b->lens++ = old->lens[k];
+    }
+
+    if (kept) {
+        size = sym->older_len - (b->q - sym->older);
+        b->q = ngx_cpymem(b->q, old->older, size);
+    }
+}
+
+
+/*
+ * A request's answer: measured under the mutex, and copied to "buf" if it
+ * is given and large enough (view->last set; else NULL).  NGX_DECLINED:
+ * an unknown symbol.  Until a reload's new symbols= is applied to the
+ * zone, the symbols it no longer asks for are left out here.
+ */
+
+ngx_int_t
+ngx_http_stockprice_zone_read(ngx_http_stockprice_ctx_t *ctx,
+    ngx_http_stockprice_zone_view_t *view, u_char *buf, size_t size)
+{
+    ngx_int_t  rc;
+
+    view->last = NULL;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    snap->generation = ++sh->generation;
-    sh->snapshot = snap;
+    rc = ngx_http_stockprice_zone_measure_view(ctx, view);
 
-    if (old) {
-        ngx_slab_free_locked(ctx->shpool, old);
+    if (rc == NGX_OK && buf && size >= view->len) {
+        view->last = ngx_http_stockprice_zone_copy(ctx, view, buf);
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_stockprice_zone_measure_view(ngx_http_stockprice_ctx_t *ctx,
+    ngx_http_stockprice_zone_view_t *view)
+{
+    ngx_uint_t                   i, n;
+    ngx_http_stockprice_sh_t    *sh;
+    ngx_http_stockprice_sym_t   *sym;
+    ngx_http_stockprice_snap_t  *snap;
+
+    sh = ctx->sh;
+    snap = sh->snapshot;
+
+    view->snap = snap;
+    view->generation = sh->generation;
+    view->etag_len = ngx_http_stockprice_zone_etag(sh, view->etag);
+    view->last_modified = snap ? snap->last_modified : -1;
+    view->prune = snap && snap->filter != ctx->feed->filter_hash
+                  && ctx->feed->nfilter;
+
+    if (view->symbol.len) {
+        sym = snap ? ngx_http_stockprice_zone_find(snap, view->symbol.data,
+                                                   view->symbol.len)
+                   : NULL;
+
+        if (sym == NULL
+            || (view->prune
+                && !ngx_http_stockprice_zone_wanted(ctx->feed, sym->name,
+                                                    sym->name_len)))
+        {
+            return NGX_DECLINED;
+        }
+
+        view->sym = sym;
+        view->len = 2 + sym->newest_len + sym->older_len;
+
+        return NGX_OK;
+    }
+
+    if (view->filter) {
+        ngx_http_stockprice_zone_measure_filter(ctx, view);
+        return NGX_OK;
+    }
+
+    if (snap == NULL) {
+        view->len = 2;
+        return NGX_OK;
+    }
+
+    if (!view->prune) {
+        view->len = snap->list_len;
+        return NGX_OK;
+    }
+
+    view->len = 2;
+
+    for (i = 0, n = 0; i < snap->nsymbols; i++) {
+        sym = &snap->syms[i];
+
+        if (ngx_http_stockprice_zone_wanted(ctx->feed, sym->name,
+                                            sym->name_len))
+        {
+            view->len += (n++ ? 1 : 0) + sym->newest_len;
+        }
+    }
 
     return NGX_OK;
 }
 
 
-size_t
-ngx_http_stockprice_etag(ngx_http_stockprice_sh_t *sh, u_char *buf)
-{
-    return ngx_sprintf(buf, "\"%xT-%xL\"", sh->epoch, sh->generation) - buf;
-}
-
-
-/*
- * A version 4 UUID from splitmix64, seeded in each worker from nginx's own
- * random() (seeded per worker): two steps per id, where eight random()
- * calls, each taking glibc's lock, cost a large refresh some 0.5 ms.
- */
+/* ?symbols=: the symbols found, in the snapshot's order, once each */
 
 static void
-ngx_http_stockprice_make_uuid(char *buf)
+ngx_http_stockprice_zone_measure_filter(ngx_http_stockprice_ctx_t *ctx,
+    ngx_http_stockprice_zone_view_t *view)
 {
-    uint64_t          z, rnd[2];
-    ngx_uint_t        i;
-    static uint64_t   state;
-    static ngx_pid_t  seeded;
+    ngx_uint_t                   i, n;
+    ngx_http_stockprice_sym_t   *sym;
+    ngx_http_stockprice_snap_t  *snap;
 
-    if (seeded != ngx_pid) {
-        state = ((uint64_t) ngx_random() << 33)
-                ^ ((uint64_t) ngx_random() << 11)
-                ^ (uint64_t) ngx_random() ^ (uint64_t) ngx_pid;
-        seeded = ngx_pid;
+    snap = view->snap;
+    n = 0;
+
+    for (i = 0; snap && i < view->nfilter; i++) {
+        sym = ngx_http_stockprice_zone_find(snap, view->filter[i].data,
+                                            view->filter[i].len);
+
+        if (sym
+            && (!view->prune
+                || ngx_http_stockprice_zone_wanted(ctx->feed, sym->name,
+                                                   sym->name_len)))
+        {
+            view->found[n++] = sym;
+        }
     }
 
-    for (i = 0; i < 2; i++) {
-        z = (state += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        rnd[i] = z ^ (z >> 31);
-    }
+    ngx_qsort(view->found, n, sizeof(void *),
+              ngx_http_stockprice_zone_cmp_ptr);
 
-    ngx_http_stockprice_format_uuid(buf, (unsigned char *) rnd);
-}
+    view->nfound = 0;
+    view->len = 2;
 
-
-/*
- * The current snapshot's list as this worker's cache, made anew after a
- * refresh: the length under the mutex, the memory outside it, the bytes
- * under it again if the generation is still the same.  With "file", a
- * long list also goes into a memfd for sendfile().  NULL: no memory, or a
- * run of refreshes kept changing the list.
- */
-
-ngx_http_stockprice_cache_t *
-ngx_http_stockprice_cache_get(ngx_http_stockprice_ctx_t *ctx, ngx_uint_t file,
-    ngx_log_t *log)
-{
-    size_t                        len;
-    ssize_t                       n;
-    uint64_t                      generation;
-    ngx_uint_t                    i;
-    ngx_http_stockprice_sh_t     *sh;
-    ngx_http_stockprice_snap_t   *snap;
-    ngx_http_stockprice_cache_t  *cache;
-
-    sh = ctx->sh;
-
-    for (i = 0; i < 4; i++) {
-
-        ngx_shmtx_lock(&ctx->shpool->mutex);
-
-        cache = ctx->cache;
-
-        if (cache && cache->generation == sh->generation) {
-            ngx_shmtx_unlock(&ctx->shpool->mutex);
-            return cache;
-        }
-
-        generation = sh->generation;
-        len = sh->snapshot ? sh->snapshot->list_len : 2;
-
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-        cache = ngx_alloc(sizeof(ngx_http_stockprice_cache_t) + len, log);
-        if (cache == NULL) {
-            return NULL;
-        }
-
-        cache->data = (u_char *) cache + sizeof(ngx_http_stockprice_cache_t);
-
-        ngx_shmtx_lock(&ctx->shpool->mutex);
-
-        if (sh->generation != generation) {
-            ngx_shmtx_unlock(&ctx->shpool->mutex);
-            ngx_free(cache);
+    for (i = 0; i < n; i++) {
+        if (i && view->found[i] == view->found[i - 1]) {
             continue;
         }
 
-        snap = sh->snapshot;
+        view->len += (view->nfound ? 1 : 0) + view->found[i]->newest_len;
+        view->found[view->nfound++] = view->found[i];
+    }
+}
 
-        if (snap) {
-            ngx_memcpy(cache->data, snap->list, len);
-            cache->last_modified = snap->last_modified;
+
+/* under the mutex, after measure_view(): the bytes */
+
+static u_char *
+ngx_http_stockprice_zone_copy(ngx_http_stockprice_ctx_t *ctx,
+    ngx_http_stockprice_zone_view_t *view, u_char *p)
+{
+    ngx_uint_t                   i, n;
+    ngx_http_stockprice_sym_t   *sym;
+    ngx_http_stockprice_snap_t  *snap;
+
+    snap = view->snap;
+
+    if (view->symbol.len) {
+        sym = view->sym;
+
+        *p++ = '[';
+        p = ngx_cpymem(p, sym->newest, sym->newest_len);
+        p = ngx_cpymem(p, sym->older, sym->older_len);
+        *p++ = ']';
+
+        return p;
+    }
+
+    if (snap && view->filter == NULL && !view->prune) {
+        return ngx_cpymem(p, snap->list, snap->list_len);
+    }
+
+    *p++ = '[';
+
+    if (view->filter) {
+        for (i = 0; i < view->nfound; i++) {
+            if (i) {
+                *p++ = ',';
+            }
+
+            p = ngx_cpymem(p, view->found[i]->newest,
+                           view->found[i]->newest_len);
+        }
+
+    } else {
+        for (i = 0, n = 0; snap && i < snap->nsymbols; i++) {
+            sym = &snap->syms[i];
+
+            if (!ngx_http_stockprice_zone_wanted(ctx->feed, sym->name,
+                                                 sym->name_len))
+            {
+                continue;
+            }
+
+            if (n++) {
+                *p++ = ',';
+            }
+
+            p = ngx_cpymem(p, sym->newest, sym->newest_len);
+        }
+    }
+
+    *p++ = ']';
+
+    return p;
+}
+
+
+static ngx_http_stockprice_sym_t *
+ngx_http_stockprice_zone_find(ngx_http_stockprice_snap_t *snap, u_char *name,
+    size_t len)
+{
+    int                         rc;
+    ngx_uint_t                  lo, hi, mid;
+    ngx_http_stockprice_sym_t  *sym;
+
+    lo = 0;
+    hi = snap->nsymbols;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        sym = &snap->syms[mid];
+
+        rc = ngx_http_stockprice_symbol_cmp((char *) sym->name, sym->name_len,
+                                            (char *) name, len);
+        if (rc == 0) {
+            return sym;
+        }
+
+        if (rc < 0) {
+            lo = mid + 1;
 
         } else {
-            cache->data[0] = '[';
-            cache->data[1] = ']';
-            cache->last_modified = -1;
+            hi = mid;
         }
-
-        cache->etag_len = ngx_http_stockprice_etag(sh, cache->etag);
-
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-        /* Last-Modified formatted once, not by every response's header */
-
-        cache->http_time_len = (cache->last_modified == -1)
-                               ? 0
-                               : ngx_http_time(cache->http_time,
-                                               cache->last_modified)
-                                 - cache->http_time;
-
-        cache->ctx = ctx;
-        cache->generation = generation;
-        cache->refs = 0;
-        cache->len = len;
-
-        ngx_memzero(&cache->file, sizeof(ngx_file_t));
-        cache->file.fd = NGX_INVALID_FILE;
-        cache->file.log = log;
-        ngx_str_set(&cache->file.name, "stockprice list");
-
-#if (NGX_LINUX && defined MFD_CLOEXEC)
-
-        if (file && len >= NGX_HTTP_STOCKPRICE_FILE_MIN) {
-            cache->file.fd = memfd_create("stockprice", MFD_CLOEXEC);
-
-            if (cache->file.fd == NGX_INVALID_FILE) {
-                ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
-                              "memfd_create() failed, "
-                              "sending the list from memory");
-
-            } else {
-                n = ngx_write_fd(cache->file.fd, cache->data, len);
-
-                if (n != (ssize_t) len) {
-                    ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
-                                  "write() to memfd failed, "
-                                  "sending the list from memory");
-                    ngx_close_file(cache->file.fd);
-                    cache->file.fd = NGX_INVALID_FILE;
-                }
-            }
-        }
-
-#else
-        (void) n;
-        (void) file;
-#endif
-
-        if (ctx->cache && ctx->cache->refs == 0) {
-            ngx_http_stockprice_cache_free(ctx->cache);
-        }
-
-        ctx->cache = cache;
-
-        return cache;
     }
 
     return NULL;
 }
 
 
-/* a request is done with "cache" */
-
-void
-ngx_http_stockprice_cache_release(ngx_http_stockprice_cache_t *cache)
+static int ngx_libc_cdecl
+ngx_http_stockprice_zone_cmp_ptr(const void *one, const void *two)
 {
-    if (--cache->refs == 0 && cache->ctx->cache != cache) {
-        ngx_http_stockprice_cache_free(cache);
-    }
+    const ngx_http_stockprice_sym_t  *a = *(ngx_http_stockprice_sym_t **) one;
+    const ngx_http_stockprice_sym_t  *b = *(ngx_http_stockprice_sym_t **) two;
+
+    return (a > b) - (a < b);
 }
 
 
-void
-ngx_http_stockprice_cache_exit(ngx_http_stockprice_ctx_t *ctx)
+static size_t
+ngx_http_stockprice_zone_etag(ngx_http_stockprice_sh_t *sh, u_char *buf)
 {
-    if (ctx->cache && ctx->cache->refs == 0) {
-        ngx_http_stockprice_cache_free(ctx->cache);
-        ctx->cache = NULL;
-    }
+    return ngx_sprintf(buf, "\"%xT-%xL\"", sh->epoch, sh->generation) - buf;
 }
 
 
-static void
-ngx_http_stockprice_cache_free(ngx_http_stockprice_cache_t *cache)
+/* the health and counters of section 5, but the zone's name and size */
+
+void
+ngx_http_stockprice_zone_status(ngx_http_stockprice_ctx_t *ctx,
+    ngx_http_stockprice_status_t *st)
 {
-    if (cache->file.fd != NGX_INVALID_FILE) {
-        ngx_close_file(cache->file.fd);
+    int64_t                    next, now;
+    ngx_time_t                *tp;
+    ngx_http_stockprice_sh_t  *sh;
+
+    sh = ctx->sh;
+    tp = ngx_timeofday();
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    if (sh->snapshot) {
+        st->symbols = sh->snapshot->nsymbols;
+        st->records = sh->snapshot->nrecords;
     }
 
-    ngx_free(cache);
+    st->refreshes = sh->refreshes;
+    st->failures = sh->failures;
+    st->consecutive_failures = sh->consecutive_failures;
+    st->auth_calls = sh->auth_calls;
+    st->skipped = sh->skipped;
+    st->last_success_ms = sh->refreshes ? sh->last_success_ms : -1;
+
+    if (sh->failures) {
+        st->last_error_len = ngx_min(sh->last_error_len,
+                                     st->last_error_len);
+        ngx_memcpy((u_char *) st->last_error, sh->last_error,
+                   st->last_error_len);
+
+    } else {
+        st->last_error = NULL;
+    }
+
+    st->authenticated = ngx_http_stockprice_zone_token_valid(ctx);
+
+    if (sh->lease_pid) {
+        st->next_refresh_ms = (int64_t) tp->sec * 1000 + tp->msec;
+
+    } else if (sh->scheduled) {
+        /* as lease_take() sees it: a shorter interval applies at once */
+
+        next = sh->next_refresh_ms;
+
+        if (sh->consecutive_failures == 0
+            && sh->last_end_ms + (int64_t) ctx->feed->interval < next)
+        {
+            next = sh->last_end_ms + ctx->feed->interval;
+        }
+
+        now = (int64_t) tp->sec * 1000 + (int64_t) tp->msec;
+        st->next_refresh_ms = ngx_max(next, now);
+
+    } else {
+        st->next_refresh_ms = -1;
+    }
+
+    st->zone_bytes_used = sh->fixed
+                          + (sh->snapshot ? sh->snapshot->size : 0);
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    st->zone_bytes_needed = ngx_http_stockprice_zone_size(st->symbols,
+                                                          ctx->feed->history);
 }

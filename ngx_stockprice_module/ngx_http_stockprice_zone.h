@@ -17,9 +17,27 @@
 #include <ngx_http_stockprice_module.h>
 
 
-#define NGX_HTTP_STOCKPRICE_ERROR_LEN  256
-#define NGX_HTTP_STOCKPRICE_LEASE_POLL 1000
-#define NGX_HTTP_STOCKPRICE_ETAG_LEN   (2 + NGX_INT64_LEN * 2 + 1)
+#define NGX_HTTP_STOCKPRICE_ERROR_LEN   256
+#define NGX_HTTP_STOCKPRICE_LEASE_POLL  1000
+#define NGX_HTTP_STOCKPRICE_ETAG_LEN    (2 + NGX_INT64_LEN * 2 + 1)
+
+/*
+ * The zone size rule (README, "Zone size"): a zone of at least
+ * BASE + symbols * (PER_SYMBOL + PER_RECORD * history) bytes takes every
+ * refresh, whatever came before.  It holds for the longest records there
+ * can be (RECORD_LONGEST); zone.c checks the rule against the layout.
+ */
+#define NGX_HTTP_STOCKPRICE_ZONE_BASE        40960
+#define NGX_HTTP_STOCKPRICE_ZONE_PER_SYMBOL  140
+#define NGX_HTTP_STOCKPRICE_ZONE_PER_RECORD  550
+
+/* a record as served, at its longest: symbol escaped, times at most */
+#define NGX_HTTP_STOCKPRICE_RECORD_LONGEST                                    \
+    (sizeof("{\"id\":\"\",\"symbol\":\"\",\"price\":,\"valueDateTime\":\"\","  \
+            "\"measurementTimeStamp\":\"\"}") - 1                             \
+     + NGX_HTTP_STOCKPRICE_UUID_LEN + 2 * NGX_HTTP_STOCKPRICE_SYMBOL_MAX      \
+     + NGX_HTTP_STOCKPRICE_PRICE_MAX + NGX_HTTP_STOCKPRICE_TIME_MAX           \
+     + NGX_HTTP_STOCKPRICE_ISO_MAX)
 
 
 /*
@@ -40,12 +58,14 @@ typedef struct {
 
 
 /*
- * Everything one refresh made visible, in one slab allocation: published
- * by swapping sh->snapshot under the mutex, never changed afterwards.
+ * Everything one refresh made visible, at the start of one of the zone's
+ * two halves: published by swapping sh->snapshot under the mutex, never
+ * changed afterwards but for "filter".
  */
 
 typedef struct {
     uint64_t                        generation;
+    uint64_t                        filter;     /* symbols= it was made for */
     time_t                          last_modified;
     size_t                          size;
     ngx_uint_t                      nsymbols;
@@ -57,16 +77,20 @@ typedef struct {
 
 
 typedef struct {
-    /* refresh duty: a lease that expires if its holder dies */
+    /* refresh duty: a lease that expires if its holder dies or stalls */
     ngx_pid_t                       lease_pid;
+    uint64_t                        lease;      /* generation: the fence */
     ngx_msec_t                      lease_deadline;
     ngx_msec_t                      next_refresh;
     ngx_msec_t                      last_end;   /* of the last refresh */
     ngx_uint_t                      scheduled;  /* next_refresh is set */
+    int64_t                         next_refresh_ms;  /* unix ms, status */
+    int64_t                         last_end_ms;
 
-    u_char                         *token;      /* slab, NULL: none */
-    size_t                          token_len;
-    ngx_msec_t                      token_renew;  /* 0: never expires */
+    /* the snapshot served lies in one half, the next is made in the other */
+    u_char                         *half[2];
+    size_t                          half_size;
+    size_t                          fixed;      /* zone bytes but halves */
 
     ngx_http_stockprice_snap_t     *snapshot;   /* NULL: no data yet */
     uint64_t                        generation;
@@ -80,91 +104,140 @@ typedef struct {
     int64_t                         last_success_ms;
     size_t                          last_error_len;
     u_char                          last_error[NGX_HTTP_STOCKPRICE_ERROR_LEN];
+
+    /* the token, and the configuration it was obtained for */
+    u_char                          token_owner[16];
+    ngx_msec_t                      token_renew;  /* 0: never expires */
+    size_t                          token_len;    /* 0: none */
+    u_char                          token[NGX_HTTP_STOCKPRICE_TOKEN_MAX];
 } ngx_http_stockprice_sh_t;
-
-
-/*
- * A worker's own copy of the list of one snapshot, made by the first
- * request after a refresh, then sent by every request of that generation
- * without copying (from memory, or by sendfile() from a memfd).  Freed
- * when superseded and no request sends it any more.
- */
-
-typedef struct {
-    ngx_http_stockprice_ctx_t      *ctx;
-    uint64_t                        generation;
-    ngx_uint_t                      refs;       /* requests sending it */
-    time_t                          last_modified;
-    size_t                          etag_len;
-    u_char                          etag[NGX_HTTP_STOCKPRICE_ETAG_LEN];
-    size_t                          http_time_len;  /* 0: none */
-    u_char                          http_time[sizeof(
-                                        "Mon, 28 Sep 1970 06:00:00 GMT")];
-    ngx_file_t                      file;       /* fd -1: memory only */
-    size_t                          len;
-    u_char                         *data;
-} ngx_http_stockprice_cache_t;
-
-
-/*
- * The records of one refresh, rendered ahead of publish() a slice at a
- * time, so that a large refresh never holds the worker for long.
- */
-
-typedef struct {
-    ngx_http_stockprice_record_t   *recs;       /* owned: free()d */
-    ngx_uint_t                      n;
-    ngx_uint_t                      rendered;   /* the first ones */
-    u_char                         *text;       /* theirs, back to back */
-    u_char                         *last;
-    uint32_t                       *lens;
-    time_t                          last_modified;
-    size_t                          mtime_len;
-    char                            mtime[NGX_HTTP_STOCKPRICE_ISO_LEN];
-} ngx_http_stockprice_batch_t;
 
 
 struct ngx_http_stockprice_ctx_s {
     ngx_http_stockprice_sh_t       *sh;
     ngx_slab_pool_t                *shpool;
     ngx_http_stockprice_feed_t     *feed;
-    ngx_http_stockprice_cache_t    *cache;      /* this worker's, or NULL */
+    void                           *cache;      /* handler.c's, per worker */
 };
 
 
-ngx_int_t ngx_http_stockprice_init_zone(ngx_shm_zone_t *shm_zone,
+/*
+ * The records of one refresh, sorted by symbol and rendered back to back
+ * in "text" (lens[i] bytes each): what a snapshot is made from.
+ */
+
+typedef struct {
+    ngx_http_stockprice_record_t   *recs;
+    ngx_uint_t                      n;
+    u_char                         *text;
+    uint32_t                       *lens;
+    time_t                          last_modified;
+} ngx_http_stockprice_batch_t;
+
+
+/* how one symbol of the new snapshot is made from the old one */
+
+typedef struct {
+    ngx_http_stockprice_sym_t      *old;        /* NULL: a new symbol */
+    ngx_http_stockprice_record_t   *rec;        /* NULL: no new record */
+    u_char                         *rendered;   /* rec in batch->text */
+    uint32_t                        rendered_len;
+    uint32_t                        nolder;     /* older records kept */
+    uint32_t                        older_len;
+} ngx_http_stockprice_zone_plan_t;
+
+
+/* a snapshot made in steps by the lease holder: build_start(), step()... */
+
+typedef struct {
+    ngx_http_stockprice_ctx_t      *ctx;
+    uint64_t                        lease;
+    ngx_http_stockprice_batch_t    *batch;
+    ngx_http_stockprice_snap_t     *old;
+    ngx_http_stockprice_snap_t     *snap;       /* NULL: still measuring */
+
+    ngx_http_stockprice_zone_plan_t *plan;
+    ngx_uint_t                      nplan;
+    ngx_uint_t                      filled;
+    ngx_uint_t                      oi;         /* old symbols planned */
+    ngx_uint_t                      ri;         /* records planned */
+    u_char                         *rendered;   /* the next in batch */
+    ngx_uint_t                      dropped;    /* symbols= left out */
+
+    size_t                          list_len;
+    size_t                          older_len;
+    ngx_uint_t                      nlens;
+    ngx_uint_t                      nrecords;
+    size_t                          size;       /* of the new snapshot */
+
+    u_char                         *p;          /* next list byte */
+    u_char                         *q;          /* next older byte */
+    uint32_t                       *lens;
+
+    ngx_uint_t                      nsymbols;   /* when too small */
+    size_t                          needed;
+} ngx_http_stockprice_zone_build_t;
+
+
+/* what a request is answered from, measured and copied under the mutex */
+
+typedef struct {
+    ngx_str_t                       symbol;     /* "": the list */
+    ngx_str_t                      *filter;     /* ?symbols=, or NULL */
+    ngx_uint_t                      nfilter;
+    ngx_http_stockprice_sym_t     **found;      /* nfilter + 1 of them */
+
+    size_t                          len;
+    uint64_t                        generation;
+    time_t                          last_modified;  /* -1: no data */
+    size_t                          etag_len;
+    u_char                          etag[NGX_HTTP_STOCKPRICE_ETAG_LEN];
+    u_char                         *last;       /* end of the copy */
+
+    ngx_http_stockprice_snap_t     *snap;
+    ngx_http_stockprice_sym_t      *sym;
+    ngx_uint_t                      nfound;
+    ngx_uint_t                      prune;      /* check symbols= too */
+} ngx_http_stockprice_zone_view_t;
+
+
+ngx_int_t ngx_http_stockprice_zone_init(ngx_shm_zone_t *shm_zone,
     void *data);
+size_t ngx_http_stockprice_zone_size(ngx_uint_t nsymbols,
+    ngx_uint_t history);
 
-ngx_int_t ngx_http_stockprice_lease_acquire(ngx_http_stockprice_ctx_t *ctx,
-    ngx_msec_t hold, ngx_msec_t *wait);
-void ngx_http_stockprice_lease_extend(ngx_http_stockprice_ctx_t *ctx,
-    ngx_msec_t hold, ngx_uint_t auth);
-ngx_msec_t ngx_http_stockprice_lease_release(ngx_http_stockprice_ctx_t *ctx,
-    ngx_str_t *error, ngx_uint_t skipped);
-void ngx_http_stockprice_lease_abandon(ngx_http_stockprice_ctx_t *ctx);
+ngx_int_t ngx_http_stockprice_zone_lease_take(ngx_http_stockprice_ctx_t *ctx,
+    ngx_msec_t hold, ngx_uint_t now, uint64_t *lease, ngx_msec_t *wait);
+ngx_int_t ngx_http_stockprice_zone_lease_renew(
+    ngx_http_stockprice_ctx_t *ctx, uint64_t lease, ngx_msec_t hold);
+void ngx_http_stockprice_zone_lease_drop(ngx_http_stockprice_ctx_t *ctx,
+    uint64_t lease);
 
-ngx_int_t ngx_http_stockprice_token_get(ngx_http_stockprice_ctx_t *ctx,
+ngx_int_t ngx_http_stockprice_zone_count_auth(ngx_http_stockprice_ctx_t *ctx,
+    uint64_t lease);
+ngx_int_t ngx_http_stockprice_zone_refresh_done(
+    ngx_http_stockprice_ctx_t *ctx, uint64_t lease, ngx_str_t *error,
+    ngx_uint_t skipped, ngx_msec_t *delay, ngx_uint_t *nsymbols);
+
+ngx_int_t ngx_http_stockprice_zone_token_get(ngx_http_stockprice_ctx_t *ctx,
     u_char *buf, size_t size, size_t *len);
-ngx_int_t ngx_http_stockprice_token_set(ngx_http_stockprice_ctx_t *ctx,
-    u_char *token, size_t len, long expires_in);
-void ngx_http_stockprice_token_clear(ngx_http_stockprice_ctx_t *ctx,
+ngx_int_t ngx_http_stockprice_zone_token_set(ngx_http_stockprice_ctx_t *ctx,
+    uint64_t lease, u_char *token, size_t len, long expires_in);
+void ngx_http_stockprice_zone_token_clear(ngx_http_stockprice_ctx_t *ctx,
     u_char *token, size_t len);
 
-ngx_int_t ngx_http_stockprice_batch_init(ngx_http_stockprice_batch_t *batch,
-    ngx_http_stockprice_record_t *recs, ngx_uint_t n, struct timeval *tv,
-    ngx_log_t *log);
-ngx_int_t ngx_http_stockprice_batch_render(ngx_http_stockprice_batch_t *batch,
-    ngx_uint_t max);
-void ngx_http_stockprice_batch_free(ngx_http_stockprice_batch_t *batch);
-ngx_int_t ngx_http_stockprice_publish(ngx_http_stockprice_ctx_t *ctx,
-    ngx_http_stockprice_batch_t *batch, size_t *needed, ngx_log_t *log);
+ngx_int_t ngx_http_stockprice_zone_prune_due(ngx_http_stockprice_ctx_t *ctx);
+ngx_int_t ngx_http_stockprice_zone_build_start(
+    ngx_http_stockprice_zone_build_t *b, ngx_http_stockprice_ctx_t *ctx,
+    uint64_t lease, ngx_http_stockprice_batch_t *batch, ngx_log_t *log);
+ngx_int_t ngx_http_stockprice_zone_build_step(
+    ngx_http_stockprice_zone_build_t *b);
+void ngx_http_stockprice_zone_build_free(ngx_http_stockprice_zone_build_t *b);
 
-size_t ngx_http_stockprice_etag(ngx_http_stockprice_sh_t *sh, u_char *buf);
-
-ngx_http_stockprice_cache_t *ngx_http_stockprice_cache_get(
-    ngx_http_stockprice_ctx_t *ctx, ngx_uint_t file, ngx_log_t *log);
-void ngx_http_stockprice_cache_release(ngx_http_stockprice_cache_t *cache);
-void ngx_http_stockprice_cache_exit(ngx_http_stockprice_ctx_t *ctx);
+ngx_int_t ngx_http_stockprice_zone_read(ngx_http_stockprice_ctx_t *ctx,
+    ngx_http_stockprice_zone_view_t *view, u_char *buf, size_t size);
+void ngx_http_stockprice_zone_status(ngx_http_stockprice_ctx_t *ctx,
+    ngx_http_stockprice_status_t *st);
 
 
 #endif /* _NGX_HTTP_STOCKPRICE_ZONE_H_INCLUDED_ */

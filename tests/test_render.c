@@ -795,6 +795,7 @@ status_init(ngx_http_stockprice_status_t *st)
     st->authenticated = 1;
     st->zone_bytes_used = 4096;
     st->zone_bytes_total = 1048576;
+    st->zone_bytes_needed = 43030;
 }
 
 
@@ -856,7 +857,8 @@ test_status_json(void **state)
                                  json, "authenticated")));
     assert_true(number(json, "zoneBytesUsed") == 4096);
     assert_true(number(json, "zoneBytesTotal") == 1048576);
-    assert_int_equal(cJSON_GetArraySize(json), 14);
+    assert_true(number(json, "zoneBytesNeeded") == 43030);
+    assert_int_equal(cJSON_GetArraySize(json), 15);
 
     cJSON_Delete(json);
     free(s);
@@ -920,6 +922,7 @@ static const char  *metric_names[] = {
     "stockprice_authenticated",
     "stockprice_zone_bytes_used",
     "stockprice_zone_bytes_total",
+    "stockprice_zone_bytes_needed",
 };
 
 
@@ -961,6 +964,8 @@ test_status_prometheus(void **state)
                               "{zone=\"a\\\\b\\\"c\\nd\"} 1714560816\n"));
     assert_non_null(strstr(s, "\nstockprice_zone_bytes_total"
                               "{zone=\"a\\\\b\\\"c\\nd\"} 1048576\n"));
+    assert_non_null(strstr(s, "\nstockprice_zone_bytes_needed"
+                              "{zone=\"a\\\\b\\\"c\\nd\"} 43030\n"));
 
     /* every sample line: a name, the zone label, a value */
 
@@ -980,7 +985,7 @@ test_status_prometheus(void **state)
         assert_true(next[-1] >= '0' && next[-1] <= '9');
     }
 
-    assert_int_equal(samples, 12);
+    assert_int_equal(samples, 13);
 
     free(s);
 }
