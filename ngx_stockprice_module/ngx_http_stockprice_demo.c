@@ -28,6 +28,10 @@
 #define NGX_HTTP_STOCKPRICE_DEMO_TOKEN_LEN  (NGX_TIME_T_LEN + 1 + 32)
 
 
+static char *ngx_http_stockprice_demo_count(ngx_conf_t *cf,
+    ngx_http_stockprice_loc_conf_t *slcf, ngx_int_t count);
+static ngx_int_t ngx_http_stockprice_demo_walk(ngx_conf_t *cf,
+    ngx_http_stockprice_loc_conf_t *slcf);
 static ngx_int_t ngx_http_stockprice_demo_route(ngx_http_request_t *r);
 static void ngx_http_stockprice_demo_auth(ngx_http_request_t *r);
 static ngx_int_t ngx_http_stockprice_demo_prices(ngx_http_request_t *r);
@@ -49,12 +53,9 @@ ngx_http_stockprice_demo_feed(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_stockprice_loc_conf_t *slcf = conf;
 
     char                      *rv;
-    u_char                    *p;
-    uint32_t                   h;
-    ngx_int_t                  count, width, n;
-    ngx_str_t                 *value, s, credentials, *sym;
+    ngx_int_t                  count;
+    ngx_str_t                 *value, s, credentials;
     ngx_uint_t                 i;
-    ngx_md5_t                  md5;
     ngx_http_core_loc_conf_t  *clcf;
 
     if (slcf->demo_prices) {
@@ -122,39 +123,7 @@ ngx_http_stockprice_demo_feed(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     if (count) {
-        /* S1..S9, or S0001..S5000: byte order is numeric order */
-
-        width = 1;
-
-        for (h = (uint32_t) count; h >= 10; h /= 10) {
-            width++;
-        }
-
-        s.len = (size_t) count * (width + 2);
-        s.data = ngx_pnalloc(cf->pool, s.len);
-        if (s.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        p = s.data;
-
-        for (i = 1; i <= (ngx_uint_t) count; i++) {
-            if (i > 1) {
-                *p++ = ',';
-            }
-
-            *p++ = 'S';
-
-            for (h = (uint32_t) i, n = width; n--; h /= 10) {
-                p[n] = (u_char) ('0' + h % 10);
-            }
-
-            p += width;
-        }
-
-        s.len = p - s.data;
-
-        rv = ngx_http_stockprice_conf_symbols(cf, &s, &slcf->demo_symbols);
+        rv = ngx_http_stockprice_demo_count(cf, slcf, count);
         if (rv != NGX_CONF_OK) {
             return rv;
         }
@@ -169,10 +138,78 @@ ngx_http_stockprice_demo_feed(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
+    if (ngx_http_stockprice_demo_walk(cf, slcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_stockprice_demo_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* count=N: S1..S9, or S0001..S5000, so that byte order is numeric order */
+
+static char *
+ngx_http_stockprice_demo_count(ngx_conf_t *cf,
+    ngx_http_stockprice_loc_conf_t *slcf, ngx_int_t count)
+{
+    u_char      *p;
+    uint32_t     h;
+    ngx_int_t    width, n;
+    ngx_str_t    s;
+    ngx_uint_t   i;
+
+    width = 1;
+
+    for (h = (uint32_t) count; h >= 10; h /= 10) {
+        width++;
+    }
+
+    s.len = (size_t) count * (width + 2);
+    s.data = ngx_pnalloc(cf->pool, s.len);
+    if (s.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = s.data;
+
+    for (i = 1; i <= (ngx_uint_t) count; i++) {
+        if (i > 1) {
+            *p++ = ',';
+        }
+
+        *p++ = 'S';
+
+        for (h = (uint32_t) i, n = width; n--; h /= 10) {
+            p[n] = (u_char) ('0' + h % 10);
+        }
+
+        p += width;
+    }
+
+    s.len = p - s.data;
+
+    return ngx_http_stockprice_conf_symbols(cf, &s, &slcf->demo_symbols);
+}
+
+
+/* the walk's starting prices, and the secret its tokens are made with */
+
+static ngx_int_t
+ngx_http_stockprice_demo_walk(ngx_conf_t *cf,
+    ngx_http_stockprice_loc_conf_t *slcf)
+{
+    uint32_t     h;
+    ngx_str_t   *sym;
+    ngx_uint_t   i;
+    ngx_md5_t    md5;
+
     slcf->demo_prices = ngx_palloc(cf->pool,
                                    slcf->demo_symbols->nelts * sizeof(double));
     if (slcf->demo_prices == NULL) {
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     sym = slcf->demo_symbols->elts;
@@ -191,10 +228,7 @@ ngx_http_stockprice_demo_feed(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_md5_update(&md5, slcf->demo_password.data, slcf->demo_password.len);
     ngx_md5_final(slcf->demo_secret, &md5);
 
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_stockprice_demo_handler;
-
-    return NGX_CONF_OK;
+    return NGX_OK;
 }
 
 
@@ -212,7 +246,7 @@ ngx_http_stockprice_demo_handler(ngx_http_request_t *r)
         }
 
         return ngx_http_stockprice_handler_send_error(r, NGX_HTTP_NOT_FOUND,
-                                              "not found");
+                                                      "not found");
     }
 
     if (route == 1) {
@@ -299,8 +333,8 @@ ngx_http_stockprice_demo_auth(ngx_http_request_t *r)
     if (r->request_body == NULL || r->request_body->temp_file) {
         ngx_http_finalize_request(r,
                    ngx_http_stockprice_handler_send_error(r,
-                                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                   "request body too large"));
+                                          NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                          "request body too large"));
         return;
     }
 
@@ -312,8 +346,8 @@ ngx_http_stockprice_demo_auth(ngx_http_request_t *r)
         if ((size_t) (body + sizeof(body) - p) < len) {
             ngx_http_finalize_request(r,
                    ngx_http_stockprice_handler_send_error(r,
-                                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                   "request body too large"));
+                                          NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                          "request body too large"));
             return;
         }
 
@@ -332,8 +366,9 @@ ngx_http_stockprice_demo_auth(ngx_http_request_t *r)
     {
         ngx_explicit_memzero(body, p - body);
         ngx_http_finalize_request(r,
-                   ngx_http_stockprice_handler_send_error(r, NGX_HTTP_UNAUTHORIZED,
-                                                  "invalid credentials"));
+                   ngx_http_stockprice_handler_send_error(r,
+                                          NGX_HTTP_UNAUTHORIZED,
+                                          "invalid credentials"));
         return;
     }
 
@@ -358,8 +393,8 @@ ngx_http_stockprice_demo_auth(ngx_http_request_t *r)
 
     ngx_http_finalize_request(r,
                    ngx_http_stockprice_handler_send(r, NGX_HTTP_OK,
-                                            &ngx_http_stockprice_json_type,
-                                            b, b->last - b->pos));
+                                          &ngx_http_stockprice_json_type,
+                                          b, b->last - b->pos));
 }
 
 
@@ -477,8 +512,9 @@ ngx_http_stockprice_demo_prices(ngx_http_request_t *r)
     if (slcf->demo_user.len
         && ngx_http_stockprice_demo_check_token(r, slcf) != NGX_OK)
     {
-        return ngx_http_stockprice_handler_send_error(r, NGX_HTTP_UNAUTHORIZED,
-                                              "invalid or missing token");
+        return ngx_http_stockprice_handler_send_error(r,
+                                                  NGX_HTTP_UNAUTHORIZED,
+                                                  "invalid or missing token");
     }
 
     if (ngx_http_arg(r, (u_char *) "symbols", 7, &arg) == NGX_OK) {
@@ -497,7 +533,7 @@ ngx_http_stockprice_demo_prices(ngx_http_request_t *r)
     }
 
     ngx_gettimeofday(&tv);
-    tlen = ngx_http_stockprice_format_time(now, (int64_t) tv.tv_sec,
+    tlen = ngx_http_stockprice_render_time(now, (int64_t) tv.tv_sec,
                                            (long) tv.tv_usec);
 
     sym = slcf->demo_symbols->elts;
@@ -507,8 +543,8 @@ ngx_http_stockprice_demo_prices(ngx_http_request_t *r)
 
     for (i = 0; i < n; i++) {
         len += sizeof("{\"symbol\":\"\",\"price\":,\"valueDateTime\":\"\"},")
-               + ngx_http_stockprice_escape_json(NULL, (char *) sym[i].data,
-                                                 sym[i].len)
+               + ngx_http_stockprice_render_escape(NULL, (char *) sym[i].data,
+                                                   sym[i].len)
                + NGX_HTTP_STOCKPRICE_PRICE_LEN + tlen;
     }
 
@@ -540,14 +576,14 @@ ngx_http_stockprice_demo_prices(ngx_http_request_t *r)
         }
 
         p = ngx_cpymem(p, "{\"symbol\":\"", 11);
-        p += ngx_http_stockprice_escape_json((char *) p, (char *) sym[i].data,
-                                             sym[i].len);
+        p += ngx_http_stockprice_render_escape((char *) p, (char *) sym[i].data,
+                                               sym[i].len);
         p = ngx_cpymem(p, "\",\"price\":", 10);
         /* quoted to 4 decimals, as exchanges quote; the walk keeps all */
 
         quote = (double) (int64_t) (slcf->demo_prices[i] * 10000 + 0.5)
                 / 10000;
-        plen = ngx_http_stockprice_format_price(price, quote);
+        plen = ngx_http_stockprice_render_price(price, quote);
         p = ngx_cpymem(p, price, plen);
         p = ngx_cpymem(p, ",\"valueDateTime\":\"", 18);
         p = ngx_cpymem(p, now, tlen);
@@ -558,13 +594,13 @@ ngx_http_stockprice_demo_prices(ngx_http_request_t *r)
     b->last = p;
 
     if (ngx_http_stockprice_handler_add_header(r, "Cache-Control",
-                                       (u_char *) "no-store", 8)
+                                               (u_char *) "no-store", 8)
         == NULL)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     return ngx_http_stockprice_handler_send(r, NGX_HTTP_OK,
-                                    &ngx_http_stockprice_json_type, b,
-                                    b->last - b->pos);
+                                            &ngx_http_stockprice_json_type, b,
+                                            b->last - b->pos);
 }

@@ -824,7 +824,7 @@ ngx_http_stockprice_fetch_batch_init(ngx_http_stockprice_fetch_t *fetch,
     batch->last_modified = fetch->start.tv_sec;
 
     fetch->rendered = 0;
-    fetch->mtime_len = ngx_http_stockprice_format_time(fetch->mtime,
+    fetch->mtime_len = ngx_http_stockprice_render_time(fetch->mtime,
                                             (int64_t) fetch->start.tv_sec,
                                             (long) fetch->start.tv_usec);
 
@@ -917,7 +917,7 @@ ngx_http_stockprice_fetch_uuid(char *buf)
         rnd[i] = z ^ (z >> 31);
     }
 
-    ngx_http_stockprice_format_uuid(buf, (unsigned char *) rnd);
+    ngx_http_stockprice_render_uuid(buf, (unsigned char *) rnd);
 }
 
 

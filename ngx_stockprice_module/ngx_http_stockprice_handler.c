@@ -615,7 +615,8 @@ ngx_http_stockprice_handler_status(ngx_http_request_t *r)
 /* 405 with "Allow: <allow>" and a JSON error body */
 
 ngx_int_t
-ngx_http_stockprice_handler_not_allowed(ngx_http_request_t *r, const char *allow)
+ngx_http_stockprice_handler_not_allowed(ngx_http_request_t *r,
+    const char *allow)
 {
     ngx_int_t  rc;
 
@@ -625,14 +626,14 @@ ngx_http_stockprice_handler_not_allowed(ngx_http_request_t *r, const char *allow
     }
 
     if (ngx_http_stockprice_handler_add_header(r, "Allow", (u_char *) allow,
-                                       ngx_strlen(allow))
+                                               ngx_strlen(allow))
         == NULL)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     return ngx_http_stockprice_handler_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                          "method not allowed");
+                                                  "method not allowed");
 }
 
 
@@ -773,8 +774,8 @@ ngx_http_stockprice_handler_send(ngx_http_request_t *r, ngx_uint_t status,
 
 
 ngx_int_t
-ngx_http_stockprice_handler_send_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *fmt, ...)
+ngx_http_stockprice_handler_send_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *fmt, ...)
 {
     u_char     *p;
     size_t      len;
@@ -800,8 +801,9 @@ ngx_http_stockprice_handler_send_error(ngx_http_request_t *r, ngx_uint_t status,
         b = NULL;
     }
 
-    return ngx_http_stockprice_handler_send(r, status, &ngx_http_stockprice_json_type,
-                                    b, len);
+    return ngx_http_stockprice_handler_send(r, status,
+                                            &ngx_http_stockprice_json_type,
+                                            b, len);
 }
 
 

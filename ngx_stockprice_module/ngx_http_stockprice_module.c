@@ -80,11 +80,11 @@ static void ngx_http_stockprice_poll_hashes(ngx_http_stockprice_feed_t *feed,
     ngx_str_t *url);
 static char *ngx_http_stockprice(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static ngx_int_t ngx_http_stockprice_check_url(ngx_str_t *url);
-static ngx_int_t ngx_http_stockprice_make_url(ngx_conf_t *cf,
+static ngx_int_t ngx_http_stockprice_conf_check_url(ngx_str_t *url);
+static ngx_int_t ngx_http_stockprice_conf_make_url(ngx_conf_t *cf,
     ngx_http_stockprice_feed_t *feed, ngx_str_t *url, ngx_str_t *list,
     ngx_array_t *symbols);
-static int ngx_libc_cdecl ngx_http_stockprice_cmp_str(const void *one,
+static int ngx_libc_cdecl ngx_http_stockprice_conf_cmp_str(const void *one,
     const void *two);
 static ngx_int_t ngx_http_stockprice_init_process(ngx_cycle_t *cycle);
 static void ngx_http_stockprice_exit_process(ngx_cycle_t *cycle);
@@ -264,7 +264,7 @@ ngx_http_stockprice_poll(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     poll.feed->history = 1;
     poll.url = value[1];
 
-    if (ngx_http_stockprice_check_url(&poll.url) != NGX_OK) {
+    if (ngx_http_stockprice_conf_check_url(&poll.url) != NGX_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid URL \"%V\": must be http:// or https://",
                            &poll.url);
@@ -403,7 +403,7 @@ static char *
 ngx_http_stockprice_poll_auth(ngx_conf_t *cf, ngx_http_stockprice_poll_t *p,
     ngx_str_t *arg, ngx_str_t *value)
 {
-    if (ngx_http_stockprice_check_url(value) != NGX_OK) {
+    if (ngx_http_stockprice_conf_check_url(value) != NGX_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid auth URL \"%V\": must be http:// or "
                            "https://", arg);
@@ -532,7 +532,8 @@ ngx_http_stockprice_poll_feed(ngx_conf_t *cf,
         }
     }
 
-    if (ngx_http_stockprice_make_url(cf, feed, &p->url, &p->list, p->symbols)
+    if (ngx_http_stockprice_conf_make_url(cf, feed, &p->url, &p->list,
+                                          p->symbols)
         != NGX_OK)
     {
         return NGX_CONF_ERROR;
@@ -681,7 +682,7 @@ ngx_http_stockprice_poll_hashes(ngx_http_stockprice_feed_t *feed,
 
 
 static ngx_int_t
-ngx_http_stockprice_check_url(ngx_str_t *url)
+ngx_http_stockprice_conf_check_url(ngx_str_t *url)
 {
     size_t  len;
 
@@ -712,8 +713,9 @@ ngx_http_stockprice_check_url(ngx_str_t *url)
 
 
 static ngx_int_t
-ngx_http_stockprice_make_url(ngx_conf_t *cf, ngx_http_stockprice_feed_t *feed,
-    ngx_str_t *url, ngx_str_t *list, ngx_array_t *symbols)
+ngx_http_stockprice_conf_make_url(ngx_conf_t *cf,
+    ngx_http_stockprice_feed_t *feed, ngx_str_t *url, ngx_str_t *list,
+    ngx_array_t *symbols)
 {
     u_char      *p;
     size_t       len;
@@ -794,7 +796,7 @@ ngx_http_stockprice_conf_symbols(ngx_conf_t *cf, ngx_str_t *list,
             comma = last;
         }
 
-        if (!ngx_http_stockprice_symbol_valid((char *) p, comma - p)) {
+        if (!ngx_http_stockprice_parse_symbol_valid((char *) p, comma - p)) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid symbol \"%*s\" in \"symbols=%V\"",
                                comma - p, p, list);
@@ -815,12 +817,12 @@ ngx_http_stockprice_conf_symbols(ngx_conf_t *cf, ngx_str_t *list,
     /* sorted and unique, as the parser's filter wants them */
 
     ngx_qsort(a->elts, a->nelts, sizeof(ngx_str_t),
-              ngx_http_stockprice_cmp_str);
+              ngx_http_stockprice_conf_cmp_str);
 
     sym = a->elts;
 
     for (i = 1, j = 1; i < a->nelts; i++) {
-        if (ngx_http_stockprice_cmp_str(&sym[i], &sym[j - 1]) != 0) {
+        if (ngx_http_stockprice_conf_cmp_str(&sym[i], &sym[j - 1]) != 0) {
             sym[j++] = sym[i];
         }
     }
@@ -836,13 +838,13 @@ ngx_http_stockprice_conf_symbols(ngx_conf_t *cf, ngx_str_t *list,
 
 
 static int ngx_libc_cdecl
-ngx_http_stockprice_cmp_str(const void *one, const void *two)
+ngx_http_stockprice_conf_cmp_str(const void *one, const void *two)
 {
     const ngx_str_t  *a = one;
     const ngx_str_t  *b = two;
 
-    return ngx_http_stockprice_symbol_cmp((char *) a->data, a->len,
-                                          (char *) b->data, b->len);
+    return ngx_http_stockprice_parse_symbol_cmp((char *) a->data, a->len,
+                                                (char *) b->data, b->len);
 }
 
 

@@ -21,6 +21,16 @@
 #define NGX_HTTP_STOCKPRICE_ARENA_KEEP   (16 * 1024 * 1024)
 
 
+/* the fields of a record object that the parser reads */
+
+typedef struct {
+    const cJSON                    *symbol;
+    const cJSON                    *price;
+    const cJSON                    *vtime;
+    const cJSON                    *id;
+} ngx_http_stockprice_fields_t;
+
+
 typedef struct ngx_http_stockprice_chunk_s  ngx_http_stockprice_chunk_t;
 
 struct ngx_http_stockprice_chunk_s {
@@ -44,43 +54,52 @@ typedef struct {
 } ngx_http_stockprice_arena_t;
 
 
-static void ngx_http_stockprice_arena_start(size_t len);
-static void ngx_http_stockprice_arena_end(cJSON *root);
-static void *ngx_http_stockprice_arena_alloc(size_t size);
-static void ngx_http_stockprice_arena_free(void *p);
-static cJSON *ngx_http_stockprice_json(const char *buf, size_t len);
-static size_t ngx_http_stockprice_skip_space(const char *buf, size_t i,
+static void ngx_http_stockprice_parse_arena_start(size_t len);
+static void ngx_http_stockprice_parse_arena_end(cJSON *root);
+static void *ngx_http_stockprice_parse_arena_alloc(size_t size);
+static void ngx_http_stockprice_parse_arena_free(void *p);
+static cJSON *ngx_http_stockprice_parse_json(const char *buf, size_t len);
+static size_t ngx_http_stockprice_parse_skip_space(const char *buf, size_t i,
     size_t len);
 static int ngx_http_stockprice_parse_whole(ngx_http_stockprice_parser_t *p);
 static int ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p,
     cJSON *root);
-static char *ngx_http_stockprice_copy(const char *buf, size_t len);
-static void ngx_http_stockprice_wipe(char *buf, size_t len);
-static void ngx_http_stockprice_patch_nul(char *buf, size_t len);
-static int ngx_http_stockprice_record(const cJSON *item,
+static char *ngx_http_stockprice_parse_copy(const char *buf, size_t len);
+static void ngx_http_stockprice_parse_wipe(char *buf, size_t len);
+static void ngx_http_stockprice_parse_patch_nul(char *buf, size_t len);
+static int ngx_http_stockprice_parse_record(const cJSON *item,
     ngx_http_stockprice_record_t *rec, ngx_http_stockprice_parse_stats_t *st);
-static int ngx_http_stockprice_numeric(const char *s, double *value);
-static const char *ngx_http_stockprice_digits_end(const char *p);
-static int ngx_http_stockprice_utf8_valid(const unsigned char *s, size_t len);
-static int ngx_http_stockprice_wanted(const ngx_http_stockprice_str_t *filter,
-    size_t nfilter, const char *s, size_t len);
-static int ngx_http_stockprice_cmp_records(const void *one, const void *two);
-static int ngx_http_stockprice_string_equal(const cJSON *v,
+static int ngx_http_stockprice_parse_digits(const char *s, size_t n, int min,
+    int max);
+static size_t ngx_http_stockprice_parse_scan(const char *buf, size_t start,
+    size_t len, size_t budget, int *last);
+static void ngx_http_stockprice_parse_fields(const cJSON *item,
+    ngx_http_stockprice_fields_t *f);
+static int ngx_http_stockprice_parse_numeric(const char *s, double *value);
+static const char *ngx_http_stockprice_parse_digits_end(const char *p);
+static int ngx_http_stockprice_parse_utf8_valid(const unsigned char *s,
+    size_t len);
+static int ngx_http_stockprice_parse_wanted(
+    const ngx_http_stockprice_str_t *filter, size_t nfilter, const char *s,
+    size_t len);
+static int ngx_http_stockprice_parse_cmp_records(const void *one,
+    const void *two);
+static int ngx_http_stockprice_parse_string_equal(const cJSON *v,
     const ngx_http_stockprice_str_t *s);
 
 
-static ngx_http_stockprice_arena_t  ngx_http_stockprice_arena;
+static ngx_http_stockprice_arena_t  ngx_http_stockprice_parse_arena;
 
 
 /* the bytes that cut or nest elements of the top array */
 
-static const unsigned char  ngx_http_stockprice_structural[256] = {
+static const unsigned char  ngx_http_stockprice_parse_structural[256] = {
     ['"'] = 1, [','] = 1, ['['] = 1, [']'] = 1, ['{'] = 1, ['}'] = 1
 };
 
 
 int
-ngx_http_stockprice_symbol_cmp(const char *a, size_t alen, const char *b,
+ngx_http_stockprice_parse_symbol_cmp(const char *a, size_t alen, const char *b,
     size_t blen)
 {
     int  rc;
@@ -96,7 +115,7 @@ ngx_http_stockprice_symbol_cmp(const char *a, size_t alen, const char *b,
 
 
 int
-ngx_http_stockprice_symbol_valid(const char *s, size_t len)
+ngx_http_stockprice_parse_symbol_valid(const char *s, size_t len)
 {
     size_t  i;
 
@@ -110,7 +129,103 @@ ngx_http_stockprice_symbol_valid(const char *s, size_t len)
         }
     }
 
-    return ngx_http_stockprice_utf8_valid((const unsigned char *) s, len);
+    return ngx_http_stockprice_parse_utf8_valid((const unsigned char *) s, len);
+}
+
+
+int
+ngx_http_stockprice_parse_uuid_valid(const char *s, size_t len)
+{
+    size_t  i;
+
+    if (len != NGX_HTTP_STOCKPRICE_UUID_LEN) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-') {
+                return 0;
+            }
+
+            continue;
+        }
+
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')
+              || (s[i] >= 'A' && s[i] <= 'F')))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+int
+ngx_http_stockprice_parse_time_valid(const char *s, size_t len)
+{
+    size_t  i;
+
+    /* YYYY-MM-DDTHH:MM:SS */
+
+    if (len < 19 || len > NGX_HTTP_STOCKPRICE_TIME_MAX
+        || !ngx_http_stockprice_parse_digits(s, 4, 0, 9999) || s[4] != '-'
+        || !ngx_http_stockprice_parse_digits(s + 5, 2, 1, 12) || s[7] != '-'
+        || !ngx_http_stockprice_parse_digits(s + 8, 2, 1, 31) || s[10] != 'T'
+        || !ngx_http_stockprice_parse_digits(s + 11, 2, 0, 23) || s[13] != ':'
+        || !ngx_http_stockprice_parse_digits(s + 14, 2, 0, 59) || s[16] != ':'
+        || !ngx_http_stockprice_parse_digits(s + 17, 2, 0, 60))
+    {
+        return 0;
+    }
+
+    i = 19;
+
+    if (i < len && s[i] == '.') {
+        i++;
+
+        if (i == len || s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            i++;
+        }
+    }
+
+    if (i == len) {
+        return 1;
+    }
+
+    if (s[i] == 'Z') {
+        return i + 1 == len;
+    }
+
+    return (s[i] == '+' || s[i] == '-') && len - i == 6
+           && ngx_http_stockprice_parse_digits(s + i + 1, 2, 0, 23)
+           && s[i + 3] == ':'
+           && ngx_http_stockprice_parse_digits(s + i + 4, 2, 0, 59);
+}
+
+
+static int
+ngx_http_stockprice_parse_digits(const char *s, size_t n, int min, int max)
+{
+    int     v;
+    size_t  i;
+
+    v = 0;
+
+    for (i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+
+        v = v * 10 + (s[i] - '0');
+    }
+
+    return v >= min && v <= max;
 }
 
 
@@ -157,9 +272,9 @@ ngx_http_stockprice_parse_start(ngx_http_stockprice_parser_t *p, char *buf,
     p->filter = filter;
     p->nfilter = nfilter;
 
-    ngx_http_stockprice_patch_nul(buf, len);
+    ngx_http_stockprice_parse_patch_nul(buf, len);
 
-    i = ngx_http_stockprice_skip_space(buf, 0, len);
+    i = ngx_http_stockprice_parse_skip_space(buf, 0, len);
 
     /* an array is cut into chunks; anything else is parsed whole */
 
@@ -182,11 +297,10 @@ int
 ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
     size_t budget)
 {
-    int            rc, last;
-    char          *buf, open, close, *q, *e;
-    size_t         start, i, depth, len;
-    cJSON         *root;
-    unsigned char  c;
+    int      rc, last;
+    char    *buf, open, close;
+    size_t   start, i, len;
+    cJSON   *root;
 
     if (!p->chunked) {
         return ngx_http_stockprice_parse_whole(p);
@@ -195,66 +309,9 @@ ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
     buf = p->buf;
     len = p->len;
     start = p->pos;
-    depth = 1;
-    last = 0;
 
-    for (i = start; i < len; i++) {
+    i = ngx_http_stockprice_parse_scan(buf, start, len, budget, &last);
 
-        /* most bytes mean nothing here: skip them by the table */
-
-        while (ngx_http_stockprice_structural[(unsigned char) buf[i]] == 0) {
-            if (++i == len) {
-                goto done;
-            }
-        }
-
-        c = (unsigned char) buf[i];
-
-        if (c == '"') {
-            /* to the closing quote: one after an even run of "\" */
-
-            for ( ;; ) {
-                q = memchr(buf + i + 1, '"', len - i - 1);
-
-                if (q == NULL) {
-                    i = len;
-                    goto done;
-                }
-
-                i = q - buf;
-
-                for (e = q - 1; *e == '\\'; e--) { /* void */ }
-
-                if ((q - e) % 2 == 1) {
-                    break;
-                }
-            }
-
-            continue;
-        }
-
-        if (c == '[' || c == '{') {
-            depth++;
-            continue;
-        }
-
-        if (c == ']' || c == '}') {
-            if (--depth == 0) {
-                last = 1;
-                break;
-            }
-
-            continue;
-        }
-
-        /* "," */
-
-        if (depth == 1 && i - start >= budget) {
-            break;
-        }
-    }
-
-done:
 
     if (i >= len || (last && buf[i] != ']')) {
         /* truncated, or the top array closed by a "}" */
@@ -263,7 +320,7 @@ done:
 
     /* the top array's "]", then white space only */
 
-    if (last && ngx_http_stockprice_skip_space(buf, i + 1, len) != len) {
+    if (last && ngx_http_stockprice_parse_skip_space(buf, i + 1, len) != len) {
         return NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
     }
 
@@ -289,21 +346,21 @@ done:
     buf[start - 1] = '[';
     buf[i] = ']';
 
-    ngx_http_stockprice_arena_start(i - start + 2);
+    ngx_http_stockprice_parse_arena_start(i - start + 2);
 
-    root = ngx_http_stockprice_json(buf + start - 1, i - start + 2);
+    root = ngx_http_stockprice_parse_json(buf + start - 1, i - start + 2);
 
     buf[start - 1] = open;
     buf[i] = close;
 
     if (root == NULL || !cJSON_IsArray(root)) {
-        ngx_http_stockprice_arena_end(root);
+        ngx_http_stockprice_parse_arena_end(root);
         return NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
     }
 
     rc = ngx_http_stockprice_parse_items(p, root);
 
-    ngx_http_stockprice_arena_end(root);
+    ngx_http_stockprice_parse_arena_end(root);
 
     if (rc != NGX_HTTP_STOCKPRICE_PARSE_OK) {
         return rc;
@@ -319,6 +376,84 @@ done:
 }
 
 
+/*
+ * From "start", after a separator of the top array, to the next
+ * separator after at least "budget" bytes (*last 0) or to the array's end
+ * (*last 1): a scan that knows strings and nesting.  "len": truncated.
+ */
+
+static size_t
+ngx_http_stockprice_parse_scan(const char *buf, size_t start, size_t len,
+    size_t budget, int *last)
+{
+    size_t         i, depth;
+    const char    *q, *e;
+    unsigned char  c;
+
+    depth = 1;
+    *last = 0;
+
+    for (i = start; i < len; i++) {
+
+        /* most bytes mean nothing here: skip them by the table */
+
+        while (ngx_http_stockprice_parse_structural[(unsigned char) buf[i]]
+               == 0)
+        {
+            if (++i == len) {
+                return len;
+            }
+        }
+
+        c = (unsigned char) buf[i];
+
+        if (c == '"') {
+            /* to the closing quote: one after an even run of "\" */
+
+            for ( ;; ) {
+                q = memchr(buf + i + 1, '"', len - i - 1);
+
+                if (q == NULL) {
+                    return len;
+                }
+
+                i = q - buf;
+
+                for (e = q - 1; *e == '\\'; e--) { /* void */ }
+
+                if ((q - e) % 2 == 1) {
+                    break;
+                }
+            }
+
+            continue;
+        }
+
+        if (c == '[' || c == '{') {
+            depth++;
+            continue;
+        }
+
+        if (c == ']' || c == '}') {
+            if (--depth == 0) {
+                *last = 1;
+                return i;
+            }
+
+            continue;
+        }
+
+        /* "," */
+
+        if (depth == 1 && i - start >= budget) {
+            break;
+        }
+    }
+
+    return i;
+}
+
+
 /* not an array: cJSON says whether it is JSON at all */
 
 static int
@@ -327,9 +462,9 @@ ngx_http_stockprice_parse_whole(ngx_http_stockprice_parser_t *p)
     int     rc;
     cJSON  *root;
 
-    ngx_http_stockprice_arena_start(p->len);
+    ngx_http_stockprice_parse_arena_start(p->len);
 
-    root = ngx_http_stockprice_json(p->buf, p->len);
+    root = ngx_http_stockprice_parse_json(p->buf, p->len);
 
     if (root == NULL) {
         rc = NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
@@ -341,7 +476,7 @@ ngx_http_stockprice_parse_whole(ngx_http_stockprice_parser_t *p)
         rc = ngx_http_stockprice_parse_items(p, root);
     }
 
-    ngx_http_stockprice_arena_end(root);
+    ngx_http_stockprice_parse_arena_end(root);
 
     return rc;
 }
@@ -375,13 +510,13 @@ ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p, cJSON *root)
 
         rec = (ngx_http_stockprice_record_t *) p->all + p->n;
 
-        if (!ngx_http_stockprice_record(item, rec, &p->stats)) {
+        if (!ngx_http_stockprice_parse_record(item, rec, &p->stats)) {
             continue;
         }
 
         if (p->nfilter
-            && !ngx_http_stockprice_wanted(p->filter, p->nfilter,
-                                           rec->symbol, rec->symbol_len))
+            && !ngx_http_stockprice_parse_wanted(p->filter, p->nfilter,
+                                                 rec->symbol, rec->symbol_len))
         {
             p->stats.filtered++;
             continue;
@@ -422,9 +557,9 @@ ngx_http_stockprice_parse_done(ngx_http_stockprice_parser_t *p,
     /* most upstreams send their symbols sorted already */
 
     for (i = 1; i < n; i++) {
-        if (ngx_http_stockprice_cmp_records(&all[i - 1], &all[i]) > 0) {
+        if (ngx_http_stockprice_parse_cmp_records(&all[i - 1], &all[i]) > 0) {
             qsort(all, n, sizeof(ngx_http_stockprice_record_t),
-                  ngx_http_stockprice_cmp_records);
+                  ngx_http_stockprice_parse_cmp_records);
             break;
         }
     }
@@ -436,10 +571,10 @@ ngx_http_stockprice_parse_done(ngx_http_stockprice_parser_t *p,
 
     for (i = 0, m = 0; i < n; i++) {
         if (i + 1 < n
-            && ngx_http_stockprice_symbol_cmp(all[i].symbol,
-                                              all[i].symbol_len,
-                                              all[i + 1].symbol,
-                                              all[i + 1].symbol_len)
+            && ngx_http_stockprice_parse_symbol_cmp(all[i].symbol,
+                                                    all[i].symbol_len,
+                                                    all[i + 1].symbol,
+                                                    all[i + 1].symbol_len)
                == 0)
         {
             p->stats.duplicate++;
@@ -471,11 +606,12 @@ ngx_http_stockprice_parse_abort(ngx_http_stockprice_parser_t *p)
 
 
 static int
-ngx_http_stockprice_record(const cJSON *item,
+ngx_http_stockprice_parse_record(const cJSON *item,
     ngx_http_stockprice_record_t *rec, ngx_http_stockprice_parse_stats_t *st)
 {
-    size_t        len;
-    const cJSON  *v, *symbol, *price, *vtime, *id;
+    size_t                         len;
+    const cJSON                   *v;
+    ngx_http_stockprice_fields_t   f;
 
     if (!cJSON_IsObject(item)) {
         st->not_object++;
@@ -484,50 +620,9 @@ ngx_http_stockprice_record(const cJSON *item,
 
     memset(rec, 0, sizeof(ngx_http_stockprice_record_t));
 
-    /*
-     * the fields in one pass over the members; of a name given twice the
-     * first counts, as with cJSON_GetObjectItemCaseSensitive()
-     */
+    ngx_http_stockprice_parse_fields(item, &f);
 
-    symbol = NULL;
-    price = NULL;
-    vtime = NULL;
-    id = NULL;
-
-    for (v = item->child; v; v = v->next) {
-        if (v->string == NULL) {
-            continue;
-        }
-
-        switch (v->string[0]) {
-
-        case 's':
-            if (symbol == NULL && strcmp(v->string, "symbol") == 0) {
-                symbol = v;
-            }
-            break;
-
-        case 'p':
-            if (price == NULL && strcmp(v->string, "price") == 0) {
-                price = v;
-            }
-            break;
-
-        case 'v':
-            if (vtime == NULL && strcmp(v->string, "valueDateTime") == 0) {
-                vtime = v;
-            }
-            break;
-
-        case 'i':
-            if (id == NULL && strcmp(v->string, "id") == 0) {
-                id = v;
-            }
-            break;
-        }
-    }
-
-    v = symbol;
+    v = f.symbol;
 
     if (!cJSON_IsString(v) || v->valuestring == NULL) {
         st->bad_symbol++;
@@ -536,7 +631,7 @@ ngx_http_stockprice_record(const cJSON *item,
 
     len = strlen(v->valuestring);
 
-    if (!ngx_http_stockprice_symbol_valid(v->valuestring, len)) {
+    if (!ngx_http_stockprice_parse_symbol_valid(v->valuestring, len)) {
         st->bad_symbol++;
         return 0;
     }
@@ -544,13 +639,14 @@ ngx_http_stockprice_record(const cJSON *item,
     memcpy(rec->symbol, v->valuestring, len);
     rec->symbol_len = len;
 
-    v = price;
+    v = f.price;
 
     if (cJSON_IsNumber(v)) {
         rec->price = v->valuedouble;
 
     } else if (!cJSON_IsString(v) || v->valuestring == NULL
-               || !ngx_http_stockprice_numeric(v->valuestring, &rec->price))
+               || !ngx_http_stockprice_parse_numeric(v->valuestring,
+                                                     &rec->price))
     {
         st->bad_price++;
         return 0;
@@ -563,13 +659,13 @@ ngx_http_stockprice_record(const cJSON *item,
         return 0;
     }
 
-    v = vtime;
+    v = f.vtime;
 
     if (v) {
         len = (cJSON_IsString(v) && v->valuestring)
               ? strlen(v->valuestring) : 0;
 
-        if (len && ngx_http_stockprice_time_valid(v->valuestring, len)) {
+        if (len && ngx_http_stockprice_parse_time_valid(v->valuestring, len)) {
             memcpy(rec->value_time, v->valuestring, len);
             rec->value_time_len = len;
 
@@ -578,13 +674,13 @@ ngx_http_stockprice_record(const cJSON *item,
         }
     }
 
-    v = id;
+    v = f.id;
 
     if (v) {
         len = (cJSON_IsString(v) && v->valuestring)
               ? strlen(v->valuestring) : 0;
 
-        if (len && ngx_http_stockprice_uuid_valid(v->valuestring, len)) {
+        if (len && ngx_http_stockprice_parse_uuid_valid(v->valuestring, len)) {
             memcpy(rec->id, v->valuestring, len);
             rec->has_id = 1;
 
@@ -598,12 +694,60 @@ ngx_http_stockprice_record(const cJSON *item,
 
 
 /*
+ * A record's fields in one pass over its members; of a name given twice
+ * the first counts, as with cJSON_GetObjectItemCaseSensitive()
+ */
+
+static void
+ngx_http_stockprice_parse_fields(const cJSON *item,
+    ngx_http_stockprice_fields_t *f)
+{
+    const cJSON  *v;
+
+    memset(f, 0, sizeof(ngx_http_stockprice_fields_t));
+
+    for (v = item->child; v; v = v->next) {
+        if (v->string == NULL) {
+            continue;
+        }
+
+        switch (v->string[0]) {
+
+        case 's':
+            if (f->symbol == NULL && strcmp(v->string, "symbol") == 0) {
+                f->symbol = v;
+            }
+            break;
+
+        case 'p':
+            if (f->price == NULL && strcmp(v->string, "price") == 0) {
+                f->price = v;
+            }
+            break;
+
+        case 'v':
+            if (f->vtime == NULL && strcmp(v->string, "valueDateTime") == 0) {
+                f->vtime = v;
+            }
+            break;
+
+        case 'i':
+            if (f->id == NULL && strcmp(v->string, "id") == 0) {
+                f->id = v;
+            }
+            break;
+        }
+    }
+}
+
+
+/*
  * A decimal number as JSON writes it, with an optional sign: strtod()
  * alone would take "inf", "nan", "0x1p3" and leading blanks too.
  */
 
 static int
-ngx_http_stockprice_numeric(const char *s, double *value)
+ngx_http_stockprice_parse_numeric(const char *s, double *value)
 {
     char        *end;
     const char  *p;
@@ -614,10 +758,10 @@ ngx_http_stockprice_numeric(const char *s, double *value)
         p++;
     }
 
-    p = ngx_http_stockprice_digits_end(p);
+    p = ngx_http_stockprice_parse_digits_end(p);
 
     if (p && *p == '.') {
-        p = ngx_http_stockprice_digits_end(p + 1);
+        p = ngx_http_stockprice_parse_digits_end(p + 1);
     }
 
     if (p && (*p == 'e' || *p == 'E')) {
@@ -627,7 +771,7 @@ ngx_http_stockprice_numeric(const char *s, double *value)
             p++;
         }
 
-        p = ngx_http_stockprice_digits_end(p);
+        p = ngx_http_stockprice_parse_digits_end(p);
     }
 
     if (p == NULL || *p != '\0') {
@@ -643,7 +787,7 @@ ngx_http_stockprice_numeric(const char *s, double *value)
 /* past one or more digits, or NULL if there is none */
 
 static const char *
-ngx_http_stockprice_digits_end(const char *p)
+ngx_http_stockprice_parse_digits_end(const char *p)
 {
     if (*p < '0' || *p > '9') {
         return NULL;
@@ -658,7 +802,7 @@ ngx_http_stockprice_digits_end(const char *p)
 
 
 static int
-ngx_http_stockprice_wanted(const ngx_http_stockprice_str_t *filter,
+ngx_http_stockprice_parse_wanted(const ngx_http_stockprice_str_t *filter,
     size_t nfilter, const char *s, size_t len)
 {
     int     rc;
@@ -670,8 +814,8 @@ ngx_http_stockprice_wanted(const ngx_http_stockprice_str_t *filter,
     while (lo < hi) {
         mid = lo + (hi - lo) / 2;
 
-        rc = ngx_http_stockprice_symbol_cmp(filter[mid].data, filter[mid].len,
-                                            s, len);
+        rc = ngx_http_stockprice_parse_symbol_cmp(filter[mid].data,
+                                                  filter[mid].len, s, len);
         if (rc == 0) {
             return 1;
         }
@@ -689,7 +833,7 @@ ngx_http_stockprice_wanted(const ngx_http_stockprice_str_t *filter,
 
 
 static int
-ngx_http_stockprice_cmp_records(const void *one, const void *two)
+ngx_http_stockprice_parse_cmp_records(const void *one, const void *two)
 {
     int                                  rc;
     const ngx_http_stockprice_record_t  *a, *b;
@@ -697,8 +841,8 @@ ngx_http_stockprice_cmp_records(const void *one, const void *two)
     a = one;
     b = two;
 
-    rc = ngx_http_stockprice_symbol_cmp(a->symbol, a->symbol_len, b->symbol,
-                                        b->symbol_len);
+    rc = ngx_http_stockprice_parse_symbol_cmp(a->symbol, a->symbol_len,
+                                              b->symbol, b->symbol_len);
     if (rc != 0) {
         return rc;
     }
@@ -708,7 +852,7 @@ ngx_http_stockprice_cmp_records(const void *one, const void *two)
 
 
 static int
-ngx_http_stockprice_utf8_valid(const unsigned char *s, size_t len)
+ngx_http_stockprice_parse_utf8_valid(const unsigned char *s, size_t len)
 {
     size_t    i, k, n;
     uint32_t  cp, min;
@@ -782,14 +926,14 @@ ngx_http_stockprice_parse_token(const char *buf, size_t len, char **token,
 
     /* on a copy, so that "\u0000" cannot cut the token short */
 
-    copy = ngx_http_stockprice_copy(buf, len);
+    copy = ngx_http_stockprice_parse_copy(buf, len);
     if (copy == NULL) {
         return NGX_HTTP_STOCKPRICE_PARSE_NOMEM;
     }
 
-    root = ngx_http_stockprice_json(copy, len);
+    root = ngx_http_stockprice_parse_json(copy, len);
 
-    ngx_http_stockprice_wipe(copy, len);
+    ngx_http_stockprice_parse_wipe(copy, len);
     free(copy);
 
     if (root == NULL) {
@@ -898,14 +1042,14 @@ ngx_http_stockprice_parse_check_credentials(const char *buf, size_t len,
 
     /* on a copy, so that "demo\u0000x" cannot pass for "demo" */
 
-    copy = ngx_http_stockprice_copy(buf, len);
+    copy = ngx_http_stockprice_parse_copy(buf, len);
     if (copy == NULL) {
         return 0;
     }
 
-    root = ngx_http_stockprice_json(copy, len);
+    root = ngx_http_stockprice_parse_json(copy, len);
 
-    ngx_http_stockprice_wipe(copy, len);
+    ngx_http_stockprice_parse_wipe(copy, len);
     free(copy);
 
     if (root == NULL) {
@@ -913,9 +1057,9 @@ ngx_http_stockprice_parse_check_credentials(const char *buf, size_t len,
     }
 
     ok = cJSON_IsObject(root)
-         && ngx_http_stockprice_string_equal(
+         && ngx_http_stockprice_parse_string_equal(
                 cJSON_GetObjectItemCaseSensitive(root, "username"), user)
-         && ngx_http_stockprice_string_equal(
+         && ngx_http_stockprice_parse_string_equal(
                 cJSON_GetObjectItemCaseSensitive(root, "password"), password);
 
     cJSON_Delete(root);
@@ -925,7 +1069,7 @@ ngx_http_stockprice_parse_check_credentials(const char *buf, size_t len,
 
 
 static int
-ngx_http_stockprice_string_equal(const cJSON *v,
+ngx_http_stockprice_parse_string_equal(const cJSON *v,
     const ngx_http_stockprice_str_t *s)
 {
     if (!cJSON_IsString(v) || v->valuestring == NULL) {
@@ -949,7 +1093,7 @@ ngx_http_stockprice_string_equal(const cJSON *v,
  */
 
 static void
-ngx_http_stockprice_arena_start(size_t len)
+ngx_http_stockprice_parse_arena_start(size_t len)
 {
     cJSON_Hooks  hooks;
 
@@ -961,12 +1105,12 @@ ngx_http_stockprice_arena_start(size_t len)
 
     /* nodes and strings take some 3 times the body */
 
-    if (ngx_http_stockprice_arena.wanted < 4 * len + 65536) {
-        ngx_http_stockprice_arena.wanted = 4 * len + 65536;
+    if (ngx_http_stockprice_parse_arena.wanted < 4 * len + 65536) {
+        ngx_http_stockprice_parse_arena.wanted = 4 * len + 65536;
     }
 
-    hooks.malloc_fn = ngx_http_stockprice_arena_alloc;
-    hooks.free_fn = ngx_http_stockprice_arena_free;
+    hooks.malloc_fn = ngx_http_stockprice_parse_arena_alloc;
+    hooks.free_fn = ngx_http_stockprice_parse_arena_free;
 
     cJSON_InitHooks(&hooks);
 }
@@ -975,7 +1119,7 @@ ngx_http_stockprice_arena_start(size_t len)
 /* back to malloc() and free(); everything cJSON had is gone */
 
 static void
-ngx_http_stockprice_arena_end(cJSON *root)
+ngx_http_stockprice_parse_arena_end(cJSON *root)
 {
     ngx_http_stockprice_chunk_t  *c, *next;
 
@@ -990,14 +1134,14 @@ ngx_http_stockprice_arena_end(cJSON *root)
 
     cJSON_InitHooks(NULL);
 
-    for (c = ngx_http_stockprice_arena.extra; c; c = next) {
+    for (c = ngx_http_stockprice_parse_arena.extra; c; c = next) {
         next = c->next;
         free(c);
     }
 
-    ngx_http_stockprice_arena.extra = NULL;
+    ngx_http_stockprice_parse_arena.extra = NULL;
 
-    c = ngx_http_stockprice_arena.block;
+    c = ngx_http_stockprice_parse_arena.block;
 
     if (c == NULL) {
         return;
@@ -1007,40 +1151,42 @@ ngx_http_stockprice_arena_end(cJSON *root)
 
     /* a block too small is made anew next time; a huge one is not kept */
 
-    if (c->size < ngx_http_stockprice_arena.wanted
+    if (c->size < ngx_http_stockprice_parse_arena.wanted
         || c->size > NGX_HTTP_STOCKPRICE_ARENA_KEEP)
     {
         free(c);
-        ngx_http_stockprice_arena.block = NULL;
+        ngx_http_stockprice_parse_arena.block = NULL;
     }
 
-    if (ngx_http_stockprice_arena.wanted > NGX_HTTP_STOCKPRICE_ARENA_KEEP) {
-        ngx_http_stockprice_arena.wanted = 0;
+    if (ngx_http_stockprice_parse_arena.wanted
+        > NGX_HTTP_STOCKPRICE_ARENA_KEEP)
+    {
+        ngx_http_stockprice_parse_arena.wanted = 0;
     }
 }
 
 
 static void *
-ngx_http_stockprice_arena_alloc(size_t size)
+ngx_http_stockprice_parse_arena_alloc(size_t size)
 {
     size_t                        n;
     ngx_http_stockprice_chunk_t  *c;
 
     size = (size + 15) & ~(size_t) 15;
 
-    c = ngx_http_stockprice_arena.extra;
+    c = ngx_http_stockprice_parse_arena.extra;
 
     if (c == NULL || c->size - c->used < size) {
-        c = ngx_http_stockprice_arena.block;
+        c = ngx_http_stockprice_parse_arena.block;
     }
 
     if (c == NULL || c->size - c->used < size) {
 
-        n = ngx_http_stockprice_arena.wanted;
+        n = ngx_http_stockprice_parse_arena.wanted;
 
-        if (ngx_http_stockprice_arena.block) {
+        if (ngx_http_stockprice_parse_arena.block) {
             /* the body took more than guessed: twice as much next time */
-            ngx_http_stockprice_arena.wanted = 2 * n;
+            ngx_http_stockprice_parse_arena.wanted = 2 * n;
             n = n / 2;
         }
 
@@ -1056,13 +1202,13 @@ ngx_http_stockprice_arena_alloc(size_t size)
         c->size = n;
         c->used = 0;
 
-        if (ngx_http_stockprice_arena.block == NULL) {
+        if (ngx_http_stockprice_parse_arena.block == NULL) {
             c->next = NULL;
-            ngx_http_stockprice_arena.block = c;
+            ngx_http_stockprice_parse_arena.block = c;
 
         } else {
-            c->next = ngx_http_stockprice_arena.extra;
-            ngx_http_stockprice_arena.extra = c;
+            c->next = ngx_http_stockprice_parse_arena.extra;
+            ngx_http_stockprice_parse_arena.extra = c;
         }
     }
 
@@ -1075,14 +1221,14 @@ ngx_http_stockprice_arena_alloc(size_t size)
 
 
 static void
-ngx_http_stockprice_arena_free(void *p)
+ngx_http_stockprice_parse_arena_free(void *p)
 {
     (void) p;
 }
 
 
 static cJSON *
-ngx_http_stockprice_json(const char *buf, size_t len)
+ngx_http_stockprice_parse_json(const char *buf, size_t len)
 {
     cJSON       *root;
     const char  *end, *last;
@@ -1105,7 +1251,8 @@ ngx_http_stockprice_json(const char *buf, size_t len)
         return NULL;
     }
 
-    if (ngx_http_stockprice_skip_space(buf, (size_t) (end - buf), len) != len)
+    if (ngx_http_stockprice_parse_skip_space(buf, (size_t) (end - buf), len)
+        != len)
     {
         cJSON_Delete(root);
         return NULL;
@@ -1118,7 +1265,7 @@ ngx_http_stockprice_json(const char *buf, size_t len)
 /* the first byte from "i" on that is not JSON white space, or "len" */
 
 static size_t
-ngx_http_stockprice_skip_space(const char *buf, size_t i, size_t len)
+ngx_http_stockprice_parse_skip_space(const char *buf, size_t i, size_t len)
 {
     while (i < len
            && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n'
@@ -1132,7 +1279,7 @@ ngx_http_stockprice_skip_space(const char *buf, size_t i, size_t len)
 
 
 static char *
-ngx_http_stockprice_copy(const char *buf, size_t len)
+ngx_http_stockprice_parse_copy(const char *buf, size_t len)
 {
     char  *copy;
 
@@ -1145,7 +1292,7 @@ ngx_http_stockprice_copy(const char *buf, size_t len)
         memcpy(copy, buf, len);
     }
 
-    ngx_http_stockprice_patch_nul(copy, len);
+    ngx_http_stockprice_parse_patch_nul(copy, len);
 
     return copy;
 }
@@ -1154,7 +1301,7 @@ ngx_http_stockprice_copy(const char *buf, size_t len)
 /* secrets do not outlive the parse in our own copies */
 
 static void
-ngx_http_stockprice_wipe(char *buf, size_t len)
+ngx_http_stockprice_parse_wipe(char *buf, size_t len)
 {
     volatile char  *p;
 
@@ -1174,7 +1321,7 @@ ngx_http_stockprice_wipe(char *buf, size_t len)
  */
 
 static void
-ngx_http_stockprice_patch_nul(char *buf, size_t len)
+ngx_http_stockprice_parse_patch_nul(char *buf, size_t len)
 {
     char  *p, *end;
 

@@ -70,14 +70,20 @@ typedef struct {
  * Byte order of symbols: memcmp over the common length, the shorter first
  * on a tie.  Returns <0, 0, >0.
  */
-int ngx_http_stockprice_symbol_cmp(const char *a, size_t alen, const char *b,
-    size_t blen);
+int ngx_http_stockprice_parse_symbol_cmp(const char *a, size_t alen,
+    const char *b, size_t blen);
 
 /*
  * Is "s" acceptable as a symbol: 1..32 bytes, valid UTF-8, no control
  * characters (< 0x20 or 0x7f).
  */
-int ngx_http_stockprice_symbol_valid(const char *s, size_t len);
+int ngx_http_stockprice_parse_symbol_valid(const char *s, size_t len);
+
+/* is s a UUID: 8-4-4-4-12 hex digits */
+int ngx_http_stockprice_parse_uuid_valid(const char *s, size_t len);
+
+/* is s an ISO-8601 date-time: YYYY-MM-DDTHH:MM:SS[.f+][Z|+hh:mm|-hh:mm] */
+int ngx_http_stockprice_parse_time_valid(const char *s, size_t len);
 
 /*
  * Parses an upstream prices body: a JSON array of records.
@@ -88,7 +94,8 @@ int ngx_http_stockprice_symbol_valid(const char *s, size_t len);
  * after the JSON value makes the body NOT_JSON.
  *
  * "filter" (may be NULL when nfilter is 0) lists the wanted symbols sorted
- * by ngx_http_stockprice_symbol_cmp(); records of other symbols are dropped.
+ * by ngx_http_stockprice_parse_symbol_cmp(); records of other symbols are
+ * dropped.
  *
  * On NGX_HTTP_STOCKPRICE_PARSE_OK, *records is a malloc()ed array (free()
  * it; NULL when *nrecords is 0) sorted by symbol, one record per symbol:

@@ -27,29 +27,29 @@ typedef struct {
 } ngx_http_stockprice_metric_t;
 
 
-static int ngx_http_stockprice_digits(const char *s, size_t n, int min,
-    int max);
-static size_t ngx_http_stockprice_put(char *dst, size_t n, const char *s,
-    size_t len);
-static size_t ngx_http_stockprice_put_str(char *dst, size_t n, const char *s,
-    size_t len);
-static size_t ngx_http_stockprice_put_u64(char *dst, size_t n, uint64_t v);
-static size_t ngx_http_stockprice_put_field(char *dst, size_t n,
+static size_t ngx_http_stockprice_render_put(char *dst, size_t n,
+    const char *s, size_t len);
+static size_t ngx_http_stockprice_render_put_str(char *dst, size_t n,
+    const char *s, size_t len);
+static size_t ngx_http_stockprice_render_put_u64(char *dst, size_t n,
+    uint64_t v);
+static size_t ngx_http_stockprice_render_put_field(char *dst, size_t n,
     const char *name, uint64_t v);
-static size_t ngx_http_stockprice_put_time(char *dst, size_t n, int64_t ms);
-static size_t ngx_http_stockprice_put_label(char *dst, size_t n,
+static size_t ngx_http_stockprice_render_put_time(char *dst, size_t n,
+    int64_t ms);
+static size_t ngx_http_stockprice_render_put_label(char *dst, size_t n,
     const char *s, size_t len);
 
 
-static int ngx_http_stockprice_format_decimal(char *buf, double price);
+static int ngx_http_stockprice_render_decimal(char *buf, double price);
 
 
-static const char  ngx_http_stockprice_hex[] = "0123456789abcdef";
+static const char  ngx_http_stockprice_render_hex[] = "0123456789abcdef";
 
 
 /* the short escapes of JSON, 0 where \u00XX is needed */
 
-static const char  ngx_http_stockprice_short_escape[32] = {
+static const char  ngx_http_stockprice_render_short_escape[32] = {
     0, 0, 0, 0, 0, 0, 0, 0, 'b', 't', 'n', 0, 'f', 'r', 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 };
@@ -57,7 +57,7 @@ static const char  ngx_http_stockprice_short_escape[32] = {
 
 /* 1: a byte that JSON strings escape ('"', '\\', controls and DEL) */
 
-static const unsigned char  ngx_http_stockprice_escaped[256] = {
+static const unsigned char  ngx_http_stockprice_render_escaped[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -72,7 +72,7 @@ static const unsigned char  ngx_http_stockprice_escaped[256] = {
 /* in the order of the values in render_status_prometheus() */
 
 static const ngx_http_stockprice_metric_t
-    ngx_http_stockprice_metrics[NGX_HTTP_STOCKPRICE_NMETRICS] =
+    ngx_http_stockprice_render_metrics[NGX_HTTP_STOCKPRICE_NMETRICS] =
 {
     { "stockprice_symbols", "gauge", "Symbols in the zone." },
     { "stockprice_records", "gauge", "Records kept in the zone." },
@@ -96,7 +96,7 @@ static const ngx_http_stockprice_metric_t
 
 
 size_t
-ngx_http_stockprice_escape_json(char *dst, const char *src, size_t len)
+ngx_http_stockprice_render_escape(char *dst, const char *src, size_t len)
 {
     size_t         i, n;
     unsigned char  c;
@@ -104,7 +104,7 @@ ngx_http_stockprice_escape_json(char *dst, const char *src, size_t len)
     /* most strings need no escape at all: one scan, one copy */
 
     for (i = 0; i < len; i++) {
-        if (ngx_http_stockprice_escaped[(unsigned char) src[i]]) {
+        if (ngx_http_stockprice_render_escaped[(unsigned char) src[i]]) {
             break;
         }
     }
@@ -128,10 +128,10 @@ ngx_http_stockprice_escape_json(char *dst, const char *src, size_t len)
             continue;
         }
 
-        if (c < 0x20 && ngx_http_stockprice_short_escape[c]) {
+        if (c < 0x20 && ngx_http_stockprice_render_short_escape[c]) {
             if (dst) {
                 dst[n] = '\\';
-                dst[n + 1] = ngx_http_stockprice_short_escape[c];
+                dst[n + 1] = ngx_http_stockprice_render_short_escape[c];
             }
 
             n += 2;
@@ -141,8 +141,8 @@ ngx_http_stockprice_escape_json(char *dst, const char *src, size_t len)
         if (c < 0x20 || c == 0x7f) {
             if (dst) {
                 memcpy(dst + n, "\\u00", 4);
-                dst[n + 4] = ngx_http_stockprice_hex[c >> 4];
-                dst[n + 5] = ngx_http_stockprice_hex[c & 0xf];
+                dst[n + 4] = ngx_http_stockprice_render_hex[c >> 4];
+                dst[n + 5] = ngx_http_stockprice_render_hex[c & 0xf];
             }
 
             n += 6;
@@ -161,7 +161,7 @@ ngx_http_stockprice_escape_json(char *dst, const char *src, size_t len)
 
 
 size_t
-ngx_http_stockprice_format_price(char *buf, double price)
+ngx_http_stockprice_render_price(char *buf, double price)
 {
     int  n, precision;
 
@@ -172,7 +172,7 @@ ngx_http_stockprice_format_price(char *buf, double price)
         return 4;
     }
 
-    n = ngx_http_stockprice_format_decimal(buf, price);
+    n = ngx_http_stockprice_render_decimal(buf, price);
     if (n) {
         return (size_t) n;
     }
@@ -199,7 +199,7 @@ ngx_http_stockprice_format_price(char *buf, double price)
  */
 
 static int
-ngx_http_stockprice_format_decimal(char *buf, double price)
+ngx_http_stockprice_render_decimal(char *buf, double price)
 {
     int        n, i, frac;
     char       digits[24];
@@ -264,7 +264,7 @@ ngx_http_stockprice_format_decimal(char *buf, double price)
 
 
 size_t
-ngx_http_stockprice_format_time(char *buf, int64_t sec, long usec)
+ngx_http_stockprice_render_time(char *buf, int64_t sec, long usec)
 {
     int64_t  days, secs, z, era, doe, yoe, y, doy, mp, d, m;
 
@@ -309,7 +309,7 @@ ngx_http_stockprice_format_time(char *buf, int64_t sec, long usec)
 
 
 void
-ngx_http_stockprice_format_uuid(char *buf, const unsigned char rnd[16])
+ngx_http_stockprice_render_uuid(char *buf, const unsigned char rnd[16])
 {
     int            i, n;
     unsigned char  b;
@@ -330,105 +330,9 @@ ngx_http_stockprice_format_uuid(char *buf, const unsigned char rnd[16])
             buf[n++] = '-';
         }
 
-        buf[n++] = ngx_http_stockprice_hex[b >> 4];
-        buf[n++] = ngx_http_stockprice_hex[b & 0xf];
+        buf[n++] = ngx_http_stockprice_render_hex[b >> 4];
+        buf[n++] = ngx_http_stockprice_render_hex[b & 0xf];
     }
-}
-
-
-int
-ngx_http_stockprice_uuid_valid(const char *s, size_t len)
-{
-    size_t  i;
-
-    if (len != NGX_HTTP_STOCKPRICE_UUID_LEN) {
-        return 0;
-    }
-
-    for (i = 0; i < len; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-') {
-                return 0;
-            }
-
-            continue;
-        }
-
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')
-              || (s[i] >= 'A' && s[i] <= 'F')))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-int
-ngx_http_stockprice_time_valid(const char *s, size_t len)
-{
-    size_t  i;
-
-    /* YYYY-MM-DDTHH:MM:SS */
-
-    if (len < 19 || len > NGX_HTTP_STOCKPRICE_TIME_MAX
-        || !ngx_http_stockprice_digits(s, 4, 0, 9999) || s[4] != '-'
-        || !ngx_http_stockprice_digits(s + 5, 2, 1, 12) || s[7] != '-'
-        || !ngx_http_stockprice_digits(s + 8, 2, 1, 31) || s[10] != 'T'
-        || !ngx_http_stockprice_digits(s + 11, 2, 0, 23) || s[13] != ':'
-        || !ngx_http_stockprice_digits(s + 14, 2, 0, 59) || s[16] != ':'
-        || !ngx_http_stockprice_digits(s + 17, 2, 0, 60))
-    {
-        return 0;
-    }
-
-    i = 19;
-
-    if (i < len && s[i] == '.') {
-        i++;
-
-        if (i == len || s[i] < '0' || s[i] > '9') {
-            return 0;
-        }
-
-        while (i < len && s[i] >= '0' && s[i] <= '9') {
-            i++;
-        }
-    }
-
-    if (i == len) {
-        return 1;
-    }
-
-    if (s[i] == 'Z') {
-        return i + 1 == len;
-    }
-
-    return (s[i] == '+' || s[i] == '-') && len - i == 6
-           && ngx_http_stockprice_digits(s + i + 1, 2, 0, 23)
-           && s[i + 3] == ':'
-           && ngx_http_stockprice_digits(s + i + 4, 2, 0, 59);
-}
-
-
-static int
-ngx_http_stockprice_digits(const char *s, size_t n, int min, int max)
-{
-    int     v;
-    size_t  i;
-
-    v = 0;
-
-    for (i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return 0;
-        }
-
-        v = v * 10 + (s[i] - '0');
-    }
-
-    return v >= min && v <= max;
 }
 
 
@@ -450,20 +354,22 @@ ngx_http_stockprice_render_record(char *dst,
         vt_len = mtime_len;
     }
 
-    plen = ngx_http_stockprice_format_price(price, rec->price);
+    plen = ngx_http_stockprice_render_price(price, rec->price);
 
-    n = ngx_http_stockprice_put(dst, 0, "{\"id\":\"", 7);
-    n += ngx_http_stockprice_put(dst, n, rec->id,
-                                 NGX_HTTP_STOCKPRICE_UUID_LEN);
-    n += ngx_http_stockprice_put(dst, n, "\",\"symbol\":", 11);
-    n += ngx_http_stockprice_put_str(dst, n, rec->symbol, rec->symbol_len);
-    n += ngx_http_stockprice_put(dst, n, ",\"price\":", 9);
-    n += ngx_http_stockprice_put(dst, n, price, plen);
-    n += ngx_http_stockprice_put(dst, n, ",\"valueDateTime\":\"", 18);
-    n += ngx_http_stockprice_put(dst, n, vt, vt_len);
-    n += ngx_http_stockprice_put(dst, n, "\",\"measurementTimeStamp\":\"", 26);
-    n += ngx_http_stockprice_put(dst, n, mtime, mtime_len);
-    n += ngx_http_stockprice_put(dst, n, "\"}", 2);
+    n = ngx_http_stockprice_render_put(dst, 0, "{\"id\":\"", 7);
+    n += ngx_http_stockprice_render_put(dst, n, rec->id,
+                                        NGX_HTTP_STOCKPRICE_UUID_LEN);
+    n += ngx_http_stockprice_render_put(dst, n, "\",\"symbol\":", 11);
+    n += ngx_http_stockprice_render_put_str(dst, n, rec->symbol,
+                                            rec->symbol_len);
+    n += ngx_http_stockprice_render_put(dst, n, ",\"price\":", 9);
+    n += ngx_http_stockprice_render_put(dst, n, price, plen);
+    n += ngx_http_stockprice_render_put(dst, n, ",\"valueDateTime\":\"", 18);
+    n += ngx_http_stockprice_render_put(dst, n, vt, vt_len);
+    n += ngx_http_stockprice_render_put(dst, n,
+                                        "\",\"measurementTimeStamp\":\"", 26);
+    n += ngx_http_stockprice_render_put(dst, n, mtime, mtime_len);
+    n += ngx_http_stockprice_render_put(dst, n, "\"}", 2);
 
     return n;
 }
@@ -475,11 +381,11 @@ ngx_http_stockprice_render_credentials(char *dst, const char *user,
 {
     size_t  n;
 
-    n = ngx_http_stockprice_put(dst, 0, "{\"username\":", 12);
-    n += ngx_http_stockprice_put_str(dst, n, user, user_len);
-    n += ngx_http_stockprice_put(dst, n, ",\"password\":", 12);
-    n += ngx_http_stockprice_put_str(dst, n, password, password_len);
-    n += ngx_http_stockprice_put(dst, n, "}", 1);
+    n = ngx_http_stockprice_render_put(dst, 0, "{\"username\":", 12);
+    n += ngx_http_stockprice_render_put_str(dst, n, user, user_len);
+    n += ngx_http_stockprice_render_put(dst, n, ",\"password\":", 12);
+    n += ngx_http_stockprice_render_put_str(dst, n, password, password_len);
+    n += ngx_http_stockprice_render_put(dst, n, "}", 1);
 
     return n;
 }
@@ -490,9 +396,9 @@ ngx_http_stockprice_render_error(char *dst, const char *msg, size_t len)
 {
     size_t  n;
 
-    n = ngx_http_stockprice_put(dst, 0, "{\"error\":", 9);
-    n += ngx_http_stockprice_put_str(dst, n, msg, len);
-    n += ngx_http_stockprice_put(dst, n, "}", 1);
+    n = ngx_http_stockprice_render_put(dst, 0, "{\"error\":", 9);
+    n += ngx_http_stockprice_render_put_str(dst, n, msg, len);
+    n += ngx_http_stockprice_render_put(dst, n, "}", 1);
 
     return n;
 }
@@ -504,50 +410,52 @@ ngx_http_stockprice_render_status_json(char *dst,
 {
     size_t  n;
 
-    n = ngx_http_stockprice_put(dst, 0, "{\"zone\":", 8);
-    n += ngx_http_stockprice_put_str(dst, n, st->zone, st->zone_len);
-    n += ngx_http_stockprice_put_field(dst, n, "symbols", st->symbols);
-    n += ngx_http_stockprice_put_field(dst, n, "records", st->records);
-    n += ngx_http_stockprice_put_field(dst, n, "refreshes", st->refreshes);
-    n += ngx_http_stockprice_put_field(dst, n, "failures", st->failures);
-    n += ngx_http_stockprice_put_field(dst, n, "consecutiveFailures",
-                                       st->consecutive_failures);
-    n += ngx_http_stockprice_put_field(dst, n, "authCalls", st->auth_calls);
-    n += ngx_http_stockprice_put_field(dst, n, "skippedRecords",
-                                       st->skipped);
+    n = ngx_http_stockprice_render_put(dst, 0, "{\"zone\":", 8);
+    n += ngx_http_stockprice_render_put_str(dst, n, st->zone, st->zone_len);
+    n += ngx_http_stockprice_render_put_field(dst, n, "symbols", st->symbols);
+    n += ngx_http_stockprice_render_put_field(dst, n, "records", st->records);
+    n += ngx_http_stockprice_render_put_field(dst, n, "refreshes",
+                                              st->refreshes);
+    n += ngx_http_stockprice_render_put_field(dst, n, "failures", st->failures);
+    n += ngx_http_stockprice_render_put_field(dst, n, "consecutiveFailures",
+                                              st->consecutive_failures);
+    n += ngx_http_stockprice_render_put_field(dst, n, "authCalls",
+                                              st->auth_calls);
+    n += ngx_http_stockprice_render_put_field(dst, n, "skippedRecords",
+                                              st->skipped);
 
-    n += ngx_http_stockprice_put(dst, n, ",\"lastSuccess\":", 15);
-    n += ngx_http_stockprice_put_time(dst, n, st->last_success_ms);
+    n += ngx_http_stockprice_render_put(dst, n, ",\"lastSuccess\":", 15);
+    n += ngx_http_stockprice_render_put_time(dst, n, st->last_success_ms);
 
-    n += ngx_http_stockprice_put(dst, n, ",\"lastError\":", 13);
+    n += ngx_http_stockprice_render_put(dst, n, ",\"lastError\":", 13);
 
     if (st->last_error) {
-        n += ngx_http_stockprice_put_str(dst, n, st->last_error,
-                                         st->last_error_len);
+        n += ngx_http_stockprice_render_put_str(dst, n, st->last_error,
+                                                st->last_error_len);
 
     } else {
-        n += ngx_http_stockprice_put(dst, n, "null", 4);
+        n += ngx_http_stockprice_render_put(dst, n, "null", 4);
     }
 
-    n += ngx_http_stockprice_put(dst, n, ",\"nextRefresh\":", 15);
-    n += ngx_http_stockprice_put_time(dst, n, st->next_refresh_ms);
+    n += ngx_http_stockprice_render_put(dst, n, ",\"nextRefresh\":", 15);
+    n += ngx_http_stockprice_render_put_time(dst, n, st->next_refresh_ms);
 
-    n += ngx_http_stockprice_put(dst, n, ",\"authenticated\":", 17);
+    n += ngx_http_stockprice_render_put(dst, n, ",\"authenticated\":", 17);
 
     if (st->authenticated) {
-        n += ngx_http_stockprice_put(dst, n, "true", 4);
+        n += ngx_http_stockprice_render_put(dst, n, "true", 4);
 
     } else {
-        n += ngx_http_stockprice_put(dst, n, "false", 5);
+        n += ngx_http_stockprice_render_put(dst, n, "false", 5);
     }
 
-    n += ngx_http_stockprice_put_field(dst, n, "zoneBytesUsed",
-                                       st->zone_bytes_used);
-    n += ngx_http_stockprice_put_field(dst, n, "zoneBytesTotal",
-                                       st->zone_bytes_total);
-    n += ngx_http_stockprice_put_field(dst, n, "zoneBytesNeeded",
-                                       st->zone_bytes_needed);
-    n += ngx_http_stockprice_put(dst, n, "}", 1);
+    n += ngx_http_stockprice_render_put_field(dst, n, "zoneBytesUsed",
+                                              st->zone_bytes_used);
+    n += ngx_http_stockprice_render_put_field(dst, n, "zoneBytesTotal",
+                                              st->zone_bytes_total);
+    n += ngx_http_stockprice_render_put_field(dst, n, "zoneBytesNeeded",
+                                              st->zone_bytes_needed);
+    n += ngx_http_stockprice_render_put(dst, n, "}", 1);
 
     return n;
 }
@@ -580,23 +488,24 @@ ngx_http_stockprice_render_status_prometheus(char *dst,
     n = 0;
 
     for (i = 0; i < NGX_HTTP_STOCKPRICE_NMETRICS; i++) {
-        m = &ngx_http_stockprice_metrics[i];
+        m = &ngx_http_stockprice_render_metrics[i];
 
-        n += ngx_http_stockprice_put(dst, n, "# HELP ", 7);
-        n += ngx_http_stockprice_put(dst, n, m->name, strlen(m->name));
-        n += ngx_http_stockprice_put(dst, n, " ", 1);
-        n += ngx_http_stockprice_put(dst, n, m->help, strlen(m->help));
-        n += ngx_http_stockprice_put(dst, n, "\n# TYPE ", 8);
-        n += ngx_http_stockprice_put(dst, n, m->name, strlen(m->name));
-        n += ngx_http_stockprice_put(dst, n, " ", 1);
-        n += ngx_http_stockprice_put(dst, n, m->type, strlen(m->type));
-        n += ngx_http_stockprice_put(dst, n, "\n", 1);
-        n += ngx_http_stockprice_put(dst, n, m->name, strlen(m->name));
-        n += ngx_http_stockprice_put(dst, n, "{zone=\"", 7);
-        n += ngx_http_stockprice_put_label(dst, n, st->zone, st->zone_len);
-        n += ngx_http_stockprice_put(dst, n, "\"} ", 3);
-        n += ngx_http_stockprice_put_u64(dst, n, values[i]);
-        n += ngx_http_stockprice_put(dst, n, "\n", 1);
+        n += ngx_http_stockprice_render_put(dst, n, "# HELP ", 7);
+        n += ngx_http_stockprice_render_put(dst, n, m->name, strlen(m->name));
+        n += ngx_http_stockprice_render_put(dst, n, " ", 1);
+        n += ngx_http_stockprice_render_put(dst, n, m->help, strlen(m->help));
+        n += ngx_http_stockprice_render_put(dst, n, "\n# TYPE ", 8);
+        n += ngx_http_stockprice_render_put(dst, n, m->name, strlen(m->name));
+        n += ngx_http_stockprice_render_put(dst, n, " ", 1);
+        n += ngx_http_stockprice_render_put(dst, n, m->type, strlen(m->type));
+        n += ngx_http_stockprice_render_put(dst, n, "\n", 1);
+        n += ngx_http_stockprice_render_put(dst, n, m->name, strlen(m->name));
+        n += ngx_http_stockprice_render_put(dst, n, "{zone=\"", 7);
+        n += ngx_http_stockprice_render_put_label(dst, n, st->zone,
+                                                  st->zone_len);
+        n += ngx_http_stockprice_render_put(dst, n, "\"} ", 3);
+        n += ngx_http_stockprice_render_put_u64(dst, n, values[i]);
+        n += ngx_http_stockprice_render_put(dst, n, "\n", 1);
     }
 
     return n;
@@ -604,7 +513,7 @@ ngx_http_stockprice_render_status_prometheus(char *dst,
 
 
 static size_t
-ngx_http_stockprice_put(char *dst, size_t n, const char *s, size_t len)
+ngx_http_stockprice_render_put(char *dst, size_t n, const char *s, size_t len)
 {
     if (dst && len) {
         memcpy(dst + n, s, len);
@@ -615,20 +524,21 @@ ngx_http_stockprice_put(char *dst, size_t n, const char *s, size_t len)
 
 
 static size_t
-ngx_http_stockprice_put_str(char *dst, size_t n, const char *s, size_t len)
+ngx_http_stockprice_render_put_str(char *dst, size_t n, const char *s,
+    size_t len)
 {
     size_t  m;
 
-    m = ngx_http_stockprice_put(dst, n, "\"", 1);
-    m += ngx_http_stockprice_escape_json(dst ? dst + n + m : NULL, s, len);
-    m += ngx_http_stockprice_put(dst, n + m, "\"", 1);
+    m = ngx_http_stockprice_render_put(dst, n, "\"", 1);
+    m += ngx_http_stockprice_render_escape(dst ? dst + n + m : NULL, s, len);
+    m += ngx_http_stockprice_render_put(dst, n + m, "\"", 1);
 
     return m;
 }
 
 
 static size_t
-ngx_http_stockprice_put_u64(char *dst, size_t n, uint64_t v)
+ngx_http_stockprice_render_put_u64(char *dst, size_t n, uint64_t v)
 {
     char    buf[24];
     size_t  len;
@@ -640,48 +550,49 @@ ngx_http_stockprice_put_u64(char *dst, size_t n, uint64_t v)
         v /= 10;
     } while (v);
 
-    return ngx_http_stockprice_put(dst, n, buf + len, sizeof(buf) - len);
+    return ngx_http_stockprice_render_put(dst, n, buf + len, sizeof(buf) - len);
 }
 
 
 /* ,"name":value */
 
 static size_t
-ngx_http_stockprice_put_field(char *dst, size_t n, const char *name,
+ngx_http_stockprice_render_put_field(char *dst, size_t n, const char *name,
     uint64_t v)
 {
     size_t  m;
 
-    m = ngx_http_stockprice_put(dst, n, ",\"", 2);
-    m += ngx_http_stockprice_put(dst, n + m, name, strlen(name));
-    m += ngx_http_stockprice_put(dst, n + m, "\":", 2);
-    m += ngx_http_stockprice_put_u64(dst, n + m, v);
+    m = ngx_http_stockprice_render_put(dst, n, ",\"", 2);
+    m += ngx_http_stockprice_render_put(dst, n + m, name, strlen(name));
+    m += ngx_http_stockprice_render_put(dst, n + m, "\":", 2);
+    m += ngx_http_stockprice_render_put_u64(dst, n + m, v);
 
     return m;
 }
 
 
 static size_t
-ngx_http_stockprice_put_time(char *dst, size_t n, int64_t ms)
+ngx_http_stockprice_render_put_time(char *dst, size_t n, int64_t ms)
 {
     size_t  len;
     char    buf[NGX_HTTP_STOCKPRICE_ISO_LEN];
 
     if (ms < 0) {
-        return ngx_http_stockprice_put(dst, n, "null", 4);
+        return ngx_http_stockprice_render_put(dst, n, "null", 4);
     }
 
-    len = ngx_http_stockprice_format_time(buf, ms / 1000,
+    len = ngx_http_stockprice_render_time(buf, ms / 1000,
                                           (long) (ms % 1000) * 1000);
 
-    return ngx_http_stockprice_put_str(dst, n, buf, len);
+    return ngx_http_stockprice_render_put_str(dst, n, buf, len);
 }
 
 
 /* a label value of the text exposition format: \\, \" and \n escaped */
 
 static size_t
-ngx_http_stockprice_put_label(char *dst, size_t n, const char *s, size_t len)
+ngx_http_stockprice_render_put_label(char *dst, size_t n, const char *s,
+    size_t len)
 {
     size_t  i, m;
 
@@ -689,14 +600,14 @@ ngx_http_stockprice_put_label(char *dst, size_t n, const char *s, size_t len)
 
     for (i = 0; i < len; i++) {
         if (s[i] == '\\' || s[i] == '"') {
-            m += ngx_http_stockprice_put(dst, n + m, "\\", 1);
-            m += ngx_http_stockprice_put(dst, n + m, &s[i], 1);
+            m += ngx_http_stockprice_render_put(dst, n + m, "\\", 1);
+            m += ngx_http_stockprice_render_put(dst, n + m, &s[i], 1);
 
         } else if (s[i] == '\n') {
-            m += ngx_http_stockprice_put(dst, n + m, "\\n", 2);
+            m += ngx_http_stockprice_render_put(dst, n + m, "\\n", 2);
 
         } else {
-            m += ngx_http_stockprice_put(dst, n + m, &s[i], 1);
+            m += ngx_http_stockprice_render_put(dst, n + m, &s[i], 1);
         }
     }
 

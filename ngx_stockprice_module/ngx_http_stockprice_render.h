@@ -26,7 +26,7 @@
 #define NGX_HTTP_STOCKPRICE_PRICE_LEN  32   /* enough for any double */
 #define NGX_HTTP_STOCKPRICE_ISO_LEN    32   /* "2024-05-01T10:53:36.791231Z" */
 
-/* the longest that format_price() and format_time() write */
+/* the longest that render_price() and render_time() write */
 #define NGX_HTTP_STOCKPRICE_PRICE_MAX  24   /* "-2.2250738585072014e-308" */
 #define NGX_HTTP_STOCKPRICE_ISO_MAX    27
 
@@ -53,7 +53,7 @@ typedef struct {
 
 
 /* JSON string contents: '"', '\\' and control characters escaped */
-size_t ngx_http_stockprice_escape_json(char *dst, const char *src,
+size_t ngx_http_stockprice_render_escape(char *dst, const char *src,
     size_t len);
 
 /*
@@ -61,23 +61,17 @@ size_t ngx_http_stockprice_escape_json(char *dst, const char *src,
  * %.15g, %.16g, %.17g that strtod() returns exactly.  Writes at most
  * NGX_HTTP_STOCKPRICE_PRICE_LEN bytes into buf; returns the length.
  */
-size_t ngx_http_stockprice_format_price(char *buf, double price);
+size_t ngx_http_stockprice_render_price(char *buf, double price);
 
 /*
  * ISO-8601 UTC with microseconds: "2024-05-01T10:53:36.791231Z".  Returns
  * the length, always 27; buf needs NGX_HTTP_STOCKPRICE_ISO_LEN bytes.  "sec"
  * is unix time, clamped to years 0000..9999; "usec" outside 0..999999 is 0.
  */
-size_t ngx_http_stockprice_format_time(char *buf, int64_t sec, long usec);
+size_t ngx_http_stockprice_render_time(char *buf, int64_t sec, long usec);
 
 /* "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" from 16 random bytes (36 bytes) */
-void ngx_http_stockprice_format_uuid(char *buf, const unsigned char rnd[16]);
-
-/* is s a UUID: 8-4-4-4-12 hex digits */
-int ngx_http_stockprice_uuid_valid(const char *s, size_t len);
-
-/* is s an ISO-8601 date-time: YYYY-MM-DDTHH:MM:SS[.f+][Z|+hh:mm|-hh:mm] */
-int ngx_http_stockprice_time_valid(const char *s, size_t len);
+void ngx_http_stockprice_render_uuid(char *buf, const unsigned char rnd[16]);
 
 /*
  * One record as the clients see it:
@@ -86,8 +80,8 @@ int ngx_http_stockprice_time_valid(const char *s, size_t len);
  * rec->has_id must be set (the caller makes an id first).  When
  * rec->value_time_len is 0, "mtime" is used for valueDateTime too.  Only
  * the symbol is escaped: the id, the value time (as the parser accepts
- * them: uuid_valid(), time_valid()) and "mtime" hold no byte that JSON
- * escapes.
+ * them: parse_uuid_valid(), parse_time_valid()) and "mtime" hold no byte
+ * that JSON escapes.
  */
 size_t ngx_http_stockprice_render_record(char *dst,
     const ngx_http_stockprice_record_t *rec, const char *mtime,

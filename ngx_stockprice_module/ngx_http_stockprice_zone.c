@@ -565,9 +565,9 @@ ngx_http_stockprice_zone_wanted(ngx_http_stockprice_feed_t *feed,
     while (lo < hi) {
         mid = lo + (hi - lo) / 2;
 
-        rc = ngx_http_stockprice_symbol_cmp(feed->filter[mid].data,
-                                            feed->filter[mid].len,
-                                            (char *) name, len);
+        rc = ngx_http_stockprice_parse_symbol_cmp(feed->filter[mid].data,
+                                                  feed->filter[mid].len,
+                                                  (char *) name, len);
         if (rc == 0) {
             return 1;
         }
@@ -753,9 +753,10 @@ ngx_http_stockprice_zone_measure(ngx_http_stockprice_zone_build_t *b)
             c = -1;
 
         } else {
-            c = ngx_http_stockprice_symbol_cmp((char *) osym->name,
-                                               osym->name_len, rec->symbol,
-                                               rec->symbol_len);
+            c = ngx_http_stockprice_parse_symbol_cmp((char *) osym->name,
+                                                     osym->name_len,
+                                                     rec->symbol,
+                                                     rec->symbol_len);
         }
 
         pl = &b->plan[b->nplan];
@@ -1192,8 +1193,9 @@ ngx_http_stockprice_zone_find(ngx_http_stockprice_snap_t *snap, u_char *name,
         mid = lo + (hi - lo) / 2;
         sym = &snap->syms[mid];
 
-        rc = ngx_http_stockprice_symbol_cmp((char *) sym->name, sym->name_len,
-                                            (char *) name, len);
+        rc = ngx_http_stockprice_parse_symbol_cmp((char *) sym->name,
+                                                  sym->name_len,
+                                                  (char *) name, len);
         if (rc == 0) {
             return sym;
         }

@@ -149,15 +149,15 @@ ngx_http_stockprice_fuzz_prices(const uint8_t *data, size_t size,
     }
 
     for (i = 0; i < n; i++) {
-        if (!ngx_http_stockprice_symbol_valid(recs[i].symbol,
-                                              recs[i].symbol_len)
+        if (!ngx_http_stockprice_parse_symbol_valid(recs[i].symbol,
+                                                    recs[i].symbol_len)
             || recs[i].price != recs[i].price
             || recs[i].value_time_len > NGX_HTTP_STOCKPRICE_TIME_MAX
             || (i > 0
-                && ngx_http_stockprice_symbol_cmp(recs[i - 1].symbol,
-                                                  recs[i - 1].symbol_len,
-                                                  recs[i].symbol,
-                                                  recs[i].symbol_len)
+                && ngx_http_stockprice_parse_symbol_cmp(recs[i - 1].symbol,
+                                                        recs[i - 1].symbol_len,
+                                                        recs[i].symbol,
+                                                        recs[i].symbol_len)
                    >= 0))
         {
             abort();

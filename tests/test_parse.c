@@ -18,6 +18,9 @@
 #include <ngx_http_stockprice_render.h>
 
 
+#define symbol_cmp  ngx_http_stockprice_parse_symbol_cmp
+
+
 typedef struct {
     int                                 rc;
     size_t                              n;
@@ -399,16 +402,16 @@ test_symbol_valid(void **state)
 {
     (void) state;
 
-    assert_true(ngx_http_stockprice_symbol_valid("MSFT", 4));
-    assert_true(ngx_http_stockprice_symbol_valid("\xe2\x82\xac", 3));
-    assert_true(ngx_http_stockprice_symbol_valid("\xf4\x8f\xbf\xbf", 4));
-    assert_false(ngx_http_stockprice_symbol_valid("", 0));
-    assert_false(ngx_http_stockprice_symbol_valid("A\0B", 3));
-    assert_false(ngx_http_stockprice_symbol_valid("A\x7f", 2));
-    assert_false(ngx_http_stockprice_symbol_valid("\xe2\x82\xac", 2));
-    assert_false(ngx_http_stockprice_symbol_valid("\xef\xbf", 2));
-    assert_false(ngx_http_stockprice_symbol_valid("\xed\xbf\xbf", 3));
-    assert_false(ngx_http_stockprice_symbol_valid(
+    assert_true(ngx_http_stockprice_parse_symbol_valid("MSFT", 4));
+    assert_true(ngx_http_stockprice_parse_symbol_valid("\xe2\x82\xac", 3));
+    assert_true(ngx_http_stockprice_parse_symbol_valid("\xf4\x8f\xbf\xbf", 4));
+    assert_false(ngx_http_stockprice_parse_symbol_valid("", 0));
+    assert_false(ngx_http_stockprice_parse_symbol_valid("A\0B", 3));
+    assert_false(ngx_http_stockprice_parse_symbol_valid("A\x7f", 2));
+    assert_false(ngx_http_stockprice_parse_symbol_valid("\xe2\x82\xac", 2));
+    assert_false(ngx_http_stockprice_parse_symbol_valid("\xef\xbf", 2));
+    assert_false(ngx_http_stockprice_parse_symbol_valid("\xed\xbf\xbf", 3));
+    assert_false(ngx_http_stockprice_parse_symbol_valid(
                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456", 33));
 }
 
@@ -662,15 +665,15 @@ test_symbol_cmp(void **state)
 {
     (void) state;
 
-    assert_true(ngx_http_stockprice_symbol_cmp("AAPL", 4, "AAPLX", 5) < 0);
-    assert_true(ngx_http_stockprice_symbol_cmp("AAPLX", 5, "AAPL", 4) > 0);
-    assert_true(ngx_http_stockprice_symbol_cmp("AAPLX", 5, "MSFT", 4) < 0);
-    assert_true(ngx_http_stockprice_symbol_cmp("Z", 1, "a", 1) < 0);
-    assert_true(ngx_http_stockprice_symbol_cmp("z", 1, "\xc3\xa9", 2) < 0);
-    assert_int_equal(ngx_http_stockprice_symbol_cmp("SAP", 3, "SAP", 3), 0);
+    assert_true(symbol_cmp("AAPL", 4, "AAPLX", 5) < 0);
+    assert_true(symbol_cmp("AAPLX", 5, "AAPL", 4) > 0);
+    assert_true(symbol_cmp("AAPLX", 5, "MSFT", 4) < 0);
+    assert_true(symbol_cmp("Z", 1, "a", 1) < 0);
+    assert_true(symbol_cmp("z", 1, "\xc3\xa9", 2) < 0);
+    assert_int_equal(symbol_cmp("SAP", 3, "SAP", 3), 0);
 
     /* only "len" bytes count */
-    assert_int_equal(ngx_http_stockprice_symbol_cmp("SAPX", 3, "SAPY", 3), 0);
+    assert_int_equal(symbol_cmp("SAPX", 3, "SAPY", 3), 0);
 }
 
 

@@ -4,7 +4,7 @@
  */
 
 
-/* gmtime_r() as the reference for format_time() */
+/* gmtime_r() as the reference for render_time() */
 #define _POSIX_C_SOURCE  200809L
 
 #include <stdarg.h>
@@ -21,6 +21,9 @@
 
 #include <ngx_http_stockprice_parse.h>
 #include <ngx_http_stockprice_render.h>
+
+
+#define time_valid  ngx_http_stockprice_parse_time_valid
 
 
 typedef size_t (*render_pt)(char *dst, const void *arg);
@@ -78,7 +81,7 @@ render_escape(char *dst, const void *arg)
 {
     const str_arg_t  *a = arg;
 
-    return ngx_http_stockprice_escape_json(dst, a->s, a->len);
+    return ngx_http_stockprice_render_escape(dst, a->s, a->len);
 }
 
 
@@ -165,7 +168,7 @@ check_price(double v, const char *expect)
     char    out[NGX_HTTP_STOCKPRICE_PRICE_LEN + 1];
     size_t  n;
 
-    n = ngx_http_stockprice_format_price(buf, v);
+    n = ngx_http_stockprice_render_price(buf, v);
     assert_true(n < NGX_HTTP_STOCKPRICE_PRICE_LEN);
 
     memcpy(out, buf, n);
@@ -243,7 +246,7 @@ test_price_round_trips(void **state)
             continue;
         }
 
-        n = ngx_http_stockprice_format_price(buf, v);
+        n = ngx_http_stockprice_render_price(buf, v);
         assert_true(n > 0 && n < NGX_HTTP_STOCKPRICE_PRICE_LEN);
         buf[n] = '\0';
 
@@ -270,7 +273,7 @@ test_price_round_trips(void **state)
 }
 
 
-/* the shortest "%.Ng" that reads back: what format_price() must write */
+/* the shortest "%.Ng" that reads back: what render_price() must write */
 
 static void
 reference_price(char *buf, size_t size, double v)
@@ -311,7 +314,7 @@ test_price_decimals_match_printf(void **state)
     for (i = 0; i < (int) (sizeof(edges) / sizeof(edges[0])); i++) {
         for (d = 0; d < 2; d++) {
             v = d ? -edges[i] : edges[i];
-            n = ngx_http_stockprice_format_price(buf, v);
+            n = ngx_http_stockprice_render_price(buf, v);
             buf[n] = '\0';
             reference_price(ref, sizeof(ref), v);
             assert_string_equal(buf, ref);
@@ -338,7 +341,7 @@ test_price_decimals_match_printf(void **state)
             v = -v;
         }
 
-        n = ngx_http_stockprice_format_price(buf, v);
+        n = ngx_http_stockprice_render_price(buf, v);
         assert_true(n > 0 && n < NGX_HTTP_STOCKPRICE_PRICE_LEN);
         buf[n] = '\0';
 
@@ -355,14 +358,14 @@ check_time(int64_t sec, long usec, const char *expect)
     char    out[NGX_HTTP_STOCKPRICE_ISO_LEN + 1];
     size_t  n;
 
-    n = ngx_http_stockprice_format_time(buf, sec, usec);
+    n = ngx_http_stockprice_render_time(buf, sec, usec);
     assert_int_equal(n, 27);
 
     memcpy(out, buf, n);
     out[n] = '\0';
 
     assert_string_equal(out, expect);
-    assert_true(ngx_http_stockprice_time_valid(out, n));
+    assert_true(ngx_http_stockprice_parse_time_valid(out, n));
 }
 
 
@@ -427,7 +430,7 @@ test_time_matches_gmtime(void **state)
                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                  tm.tm_min, tm.tm_sec, usec);
 
-        n = ngx_http_stockprice_format_time(buf, sec, usec);
+        n = ngx_http_stockprice_render_time(buf, sec, usec);
         memcpy(out, buf, n);
         out[n] = '\0';
 
@@ -485,15 +488,15 @@ test_time_valid(void **state)
     (void) state;
 
     for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        assert_true(ngx_http_stockprice_time_valid(good[i], strlen(good[i])));
+        assert_true(time_valid(good[i], strlen(good[i])));
     }
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_false(ngx_http_stockprice_time_valid(bad[i], strlen(bad[i])));
+        assert_false(time_valid(bad[i], strlen(bad[i])));
     }
 
     /* only "len" bytes are looked at */
-    assert_true(ngx_http_stockprice_time_valid("2024-05-01T10:53:37Zjunk", 20));
+    assert_true(time_valid("2024-05-01T10:53:37Zjunk", 20));
 }
 
 
@@ -516,13 +519,13 @@ test_uuid_format(void **state)
     (void) state;
 
     memset(r, 0xff, sizeof(r));
-    ngx_http_stockprice_format_uuid(buf, r);
+    ngx_http_stockprice_render_uuid(buf, r);
     memcpy(out, buf, 36);
     out[36] = '\0';
     assert_string_equal(out, "ffffffff-ffff-4fff-bfff-ffffffffffff");
 
     memset(r, 0, sizeof(r));
-    ngx_http_stockprice_format_uuid(buf, r);
+    ngx_http_stockprice_render_uuid(buf, r);
     memcpy(out, buf, 36);
     assert_string_equal(out, "00000000-0000-4000-8000-000000000000");
 
@@ -533,10 +536,10 @@ test_uuid_format(void **state)
             r[k] = (unsigned char) rnd(&x);
         }
 
-        ngx_http_stockprice_format_uuid(buf, r);
+        ngx_http_stockprice_render_uuid(buf, r);
         memcpy(out, buf, 36);
 
-        assert_true(ngx_http_stockprice_uuid_valid(out, 36));
+        assert_true(ngx_http_stockprice_parse_uuid_valid(out, 36));
         assert_int_equal(out[14], '4');
         assert_non_null(strchr("89ab", out[19]));
 
@@ -575,23 +578,23 @@ test_uuid_valid(void **state)
 {
     (void) state;
 
-    assert_true(ngx_http_stockprice_uuid_valid(
+    assert_true(ngx_http_stockprice_parse_uuid_valid(
                     "ffc2f36f-dd0c-4782-bb3f-2c931846f2a3", 36));
-    assert_true(ngx_http_stockprice_uuid_valid(
+    assert_true(ngx_http_stockprice_parse_uuid_valid(
                     "FFC2F36F-DD0C-4782-BB3F-2C931846F2A3", 36));
-    assert_false(ngx_http_stockprice_uuid_valid(
+    assert_false(ngx_http_stockprice_parse_uuid_valid(
                     "ffc2f36f-dd0c-4782-bb3f-2c931846f2a", 35));
-    assert_false(ngx_http_stockprice_uuid_valid(
+    assert_false(ngx_http_stockprice_parse_uuid_valid(
                     "ffc2f36f-dd0c-4782-bb3f-2c931846f2a3a", 37));
-    assert_false(ngx_http_stockprice_uuid_valid(
+    assert_false(ngx_http_stockprice_parse_uuid_valid(
                     "ffc2f36fxdd0c-4782-bb3f-2c931846f2a3", 36));
-    assert_false(ngx_http_stockprice_uuid_valid(
+    assert_false(ngx_http_stockprice_parse_uuid_valid(
                     "ffc2f36f-dd0c-4782-bb3f2-c931846f2a3", 36));
-    assert_false(ngx_http_stockprice_uuid_valid(
+    assert_false(ngx_http_stockprice_parse_uuid_valid(
                     "gfc2f36f-dd0c-4782-bb3f-2c931846f2a3", 36));
-    assert_false(ngx_http_stockprice_uuid_valid(
+    assert_false(ngx_http_stockprice_parse_uuid_valid(
                     "{fc2f36f-dd0c-4782-bb3f-2c931846f2a}", 36));
-    assert_false(ngx_http_stockprice_uuid_valid("", 0));
+    assert_false(ngx_http_stockprice_parse_uuid_valid("", 0));
 }
 
 
