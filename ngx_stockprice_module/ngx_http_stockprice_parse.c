@@ -79,9 +79,6 @@ static int ngx_http_stockprice_parse_numeric(const char *s, double *value);
 static const char *ngx_http_stockprice_parse_digits_end(const char *p);
 static int ngx_http_stockprice_parse_utf8_valid(const unsigned char *s,
     size_t len);
-static int ngx_http_stockprice_parse_wanted(
-    const ngx_http_stockprice_str_t *filter, size_t nfilter, const char *s,
-    size_t len);
 static int ngx_http_stockprice_parse_cmp_records(const void *one,
     const void *two);
 static int ngx_http_stockprice_parse_string_equal(const cJSON *v,
@@ -801,7 +798,7 @@ ngx_http_stockprice_parse_digits_end(const char *p)
 }
 
 
-static int
+int
 ngx_http_stockprice_parse_wanted(const ngx_http_stockprice_str_t *filter,
     size_t nfilter, const char *s, size_t len)
 {

@@ -79,6 +79,13 @@ int ngx_http_stockprice_parse_symbol_cmp(const char *a, size_t alen,
  */
 int ngx_http_stockprice_parse_symbol_valid(const char *s, size_t len);
 
+/*
+ * Is "s" among the nfilter symbols of "filter", sorted by
+ * ngx_http_stockprice_parse_symbol_cmp() (binary search)
+ */
+int ngx_http_stockprice_parse_wanted(const ngx_http_stockprice_str_t *filter,
+    size_t nfilter, const char *s, size_t len);
+
 /* is s a UUID: 8-4-4-4-12 hex digits */
 int ngx_http_stockprice_parse_uuid_valid(const char *s, size_t len);
 

@@ -546,41 +546,15 @@ ngx_http_stockprice_zone_prune_due(ngx_http_stockprice_ctx_t *ctx)
 }
 
 
-/* is a symbol one that symbols= asks for (binary search, sorted) */
+/* is a symbol one that symbols= asks for (all are without symbols=) */
 
 static ngx_uint_t
 ngx_http_stockprice_zone_wanted(ngx_http_stockprice_feed_t *feed,
     u_char *name, size_t len)
 {
-    int         rc;
-    ngx_uint_t  lo, hi, mid;
-
-    if (feed->nfilter == 0) {
-        return 1;
-    }
-
-    lo = 0;
-    hi = feed->nfilter;
-
-    while (lo < hi) {
-        mid = lo + (hi - lo) / 2;
-
-        rc = ngx_http_stockprice_parse_symbol_cmp(feed->filter[mid].data,
-                                                  feed->filter[mid].len,
-                                                  (char *) name, len);
-        if (rc == 0) {
-            return 1;
-        }
-
-        if (rc < 0) {
-            lo = mid + 1;
-
-        } else {
-            hi = mid;
-        }
-    }
-
-    return 0;
+    return feed->nfilter == 0
+           || ngx_http_stockprice_parse_wanted(feed->filter, feed->nfilter,
+                                               (char *) name, len);
 }
 
 

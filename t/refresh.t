@@ -216,9 +216,12 @@ my $fails = $f + $eu1->{failures} - $eu0->{failures};
 my $refr = $s1->{refreshes} - $s0->{refreshes}
            + $eu1->{refreshes} - $eu0->{refreshes};
 
-ok($pr <= 2 * ($fails + $refr),
+# the counters were read one after the other: each of the two zones may
+# have had a refresh in flight, its requests counted but not its end
+
+ok($pr <= 2 * ($fails + $refr + 2),
    "at most two prices requests per refresh ($pr requests, "
-   . ($fails + $refr) . ' refreshes)');
+   . ($fails + $refr) . ' refreshes, and up to 2 in flight)');
 
 $t->done;
 
