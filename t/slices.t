@@ -173,7 +173,8 @@ for my $pause (0, 0.02, 0.05) {
 
     # the next body served: then reload while it is being worked on
 
-    $t->wait_for(sub { ($up->stats->{prices} // 0) > $n }, 10);
+    ok($t->wait_for(sub { ($up->stats->{prices} // 0) > $n }, 10),
+       "the next large body served ($pause s before the reload)");
     select undef, undef, undef, $pause;
 
     $st = $t->status;
@@ -186,7 +187,8 @@ for my $pause (0, 0.02, 0.05) {
 {
     my $n = $up->stats->{prices} // 0;
 
-    $t->wait_for(sub { ($up->stats->{prices} // 0) > $n }, 10);
+    ok($t->wait_for(sub { ($up->stats->{prices} // 0) > $n }, 10),
+       'the next large body served (0.02 s before the quit)');
     select undef, undef, undef, 0.02;
 
     my $took = $t->stop;

@@ -38,6 +38,16 @@ http {
         location /api/StockPrice { stockprice stocks; }
         location = /status { stockprice_status stocks; }
     }
+
+    # a socket per worker: connections spread over all of them
+    server {
+        listen 127.0.0.1:%%PORT_2%% reuseport;
+
+        location /api/StockPrice {
+            stockprice stocks;
+            add_header X-Worker $pid;
+        }
+    }
 }
 EOF2
 
@@ -52,12 +62,12 @@ ok($t->wait_status('refreshes', 8, 15), 'eight refreshes');
 
 my ($st, $up_st);
 
-$t->wait_for(sub {
+ok($t->wait_for(sub {
     my $a = $t->status;
     $up_st = $up->stats;
     $st = $t->status;
     return $a->{refreshes} == $st->{refreshes};
-}, 5);
+}, 5), 'upstream and status read between two refreshes');
 
 ok($up_st->{prices} >= $st->{refreshes}
    && $up_st->{prices} <= $st->{refreshes} + 1,
@@ -66,14 +76,51 @@ ok($up_st->{prices} >= $st->{refreshes}
 is($up_st->{auth}, 1, 'one auth call for all four workers');
 is($st->{authCalls}, 1, 'status counts one auth call');
 
-# every worker serves the same data
+# every worker serves the same data: while the one refresh is held up by
+# the upstream (1.5 s, within its timeout) nothing is published, so each
+# of the four answers with the same ETag and body; X-Worker says which
+# worker answered.  Should the requests take longer than the hold, again.
 
-my %bodies;
-for (1 .. 40) {
-    my $r = $t->get('/api/StockPrice');
-    $bodies{ $r->{headers}{etag} } = 1;
+my $spread = 'http://127.0.0.1:' . $t->port(2) . '/api/StockPrice';
+my (%served, $held, $ended);
+
+for my $try (1 .. 5) {
+    my $delayed = $up->stats->{delayed} // 0;
+    my $until = Time::HiRes::time() + 1.5;
+
+    $up->control({ delay => 1.5 });
+
+    my $slow = $t->wait_for(sub {
+        ($up->stats->{delayed} // 0) > $delayed
+    }, 5);
+    my $refreshes = $t->status->{refreshes};
+
+    %served = ();
+
+    for (1 .. 100) {
+        my $r = $t->get($spread);
+        $served{ $r->{headers}{'x-worker'} // '' } =
+            join ' ', $r->{status}, $r->{headers}{etag} // '', $r->{content};
+        last if keys %served >= @workers;
+    }
+
+    $held = $slow && Time::HiRes::time() < $until;
+
+    $up->control({});
+    $ended = $t->wait_status('refreshes', $refreshes + 1, 5);
+
+    last if $held || !$ended;
 }
-ok(scalar keys %bodies <= 2, 'all workers serve the same snapshot');
+
+ok($held, 'the workers asked while no refresh could publish');
+ok($ended, 'then the held-up refresh ended');
+is_deeply([ sort { $a <=> $b } keys %served ], \@workers,
+          'each of the four workers answered');
+is(scalar(keys %{{ reverse %served }}), 1,
+   'all workers serve the same snapshot: the same ETag and body')
+    or diag explain \%served;
+like((values %served)[0] // '', qr/^200 "[^"]+" \[\{/,
+     'a 200 with an ETag and the records');
 
 # the poller dies in the middle of a request: another worker takes over
 # within interval plus a few seconds, and the zone is not left locked
