@@ -1054,16 +1054,24 @@ static void
 ngx_http_stockprice_fetch_finish(ngx_http_stockprice_fetch_t *fetch,
     ngx_str_t *error)
 {
-    ngx_uint_t                          skipped, nsymbols;
+    ngx_uint_t                          skipped, replaced, nsymbols;
     ngx_msec_t                          delay;
     ngx_http_stockprice_parse_stats_t  *stats;
 
     stats = &fetch->parser.stats;
-    skipped = error ? 0
-                    : stats->bad_symbol + stats->bad_price + stats->not_object;
+
+    if (error) {
+        skipped = 0;
+        replaced = 0;
+
+    } else {
+        skipped = stats->bad_symbol + stats->bad_price + stats->not_object;
+        replaced = stats->bad_time;
+    }
 
     if (ngx_http_stockprice_zone_refresh_done(fetch->ctx, fetch->lease, error,
-                                              skipped, &delay, &nsymbols)
+                                              skipped, replaced, &delay,
+                                              &nsymbols)
         != NGX_OK)
     {
         ngx_http_stockprice_fetch_lost(fetch);
@@ -1078,13 +1086,14 @@ ngx_http_stockprice_fetch_finish(ngx_http_stockprice_fetch_t *fetch,
                       "stockprice zone \"%V\": %V, keeping %ui symbols",
                       &fetch->feed->shm_zone->shm.name, error, nsymbols);
 
-    } else if (skipped) {
+    } else if (skipped || replaced) {
         ngx_log_error(NGX_LOG_WARN, fetch->log, 0,
                       "stockprice zone \"%V\": skipped %uz of %uz records "
-                      "(%uz bad symbol, %uz bad price, %uz not an object)",
+                      "(%uz bad symbol, %uz bad price, %uz not an object), "
+                      "%uz value times not valid (measurement time used)",
                       &fetch->feed->shm_zone->shm.name, skipped,
                       stats->total, stats->bad_symbol, stats->bad_price,
-                      stats->not_object);
+                      stats->not_object, replaced);
     }
 
     ngx_http_stockprice_fetch_arm(fetch, delay);

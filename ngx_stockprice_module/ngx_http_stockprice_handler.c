@@ -30,7 +30,7 @@ typedef struct {
     size_t                          http_time_len;  /* 0: none */
     u_char                          http_time[sizeof(
                                         "Mon, 28 Sep 1970 06:00:00 GMT")];
-    ngx_file_t                      file;       /* fd -1: memory only */
+    ngx_fd_t                        fd;         /* a memfd, or -1 */
     size_t                          len;
     u_char                         *data;
 } ngx_http_stockprice_handler_cache_t;
@@ -56,8 +56,6 @@ static void ngx_http_stockprice_handler_cache_free(
 static ngx_int_t ngx_http_stockprice_handler_validators(
     ngx_http_request_t *r, u_char *etag, size_t etag_len,
     time_t last_modified, u_char *http_time, size_t http_time_len);
-static ngx_uint_t ngx_http_stockprice_handler_not_modified(
-    ngx_http_request_t *r, u_char *etag, size_t etag_len);
 
 
 ngx_str_t  ngx_http_stockprice_json_type = ngx_string("application/json");
@@ -70,7 +68,6 @@ ngx_http_stockprice_handler(ngx_http_request_t *r)
 {
     ngx_int_t                         rc;
     ngx_buf_t                        *b;
-    ngx_uint_t                        body;
     ngx_http_stockprice_ctx_t        *ctx;
     ngx_http_stockprice_zone_view_t   view;
     ngx_http_stockprice_loc_conf_t   *slcf;
@@ -112,16 +109,16 @@ ngx_http_stockprice_handler(ngx_http_request_t *r)
     }
 
     b = NULL;
-    body = 0;
 
     /*
      * Sizes under the mutex, memory outside it, then bytes under it again:
      * the second pass measures anew, so a refresh in between is harmless.
+     * HEAD and 304 too: the not modified filter and r->header_only decide.
      */
 
     for ( ;; ) {
-        rc = ngx_http_stockprice_zone_read(ctx, &view, body ? b->pos : NULL,
-                                           body ? b->end - b->pos : 0);
+        rc = ngx_http_stockprice_zone_read(ctx, &view, b ? b->pos : NULL,
+                                           b ? b->end - b->pos : 0);
 
         if (rc != NGX_OK) {
             return ngx_http_stockprice_handler_send_error(r,
@@ -133,17 +130,6 @@ ngx_http_stockprice_handler(ngx_http_request_t *r)
         if (view.last) {
             b->last = view.last;
             break;
-        }
-
-        if (b == NULL) {
-            /* no body bytes at all for HEAD and for a certain 304 */
-
-            body = r->method != NGX_HTTP_HEAD
-                   && !ngx_http_stockprice_handler_not_modified(r, view.etag,
-                                                                view.etag_len);
-            if (!body) {
-                break;
-            }
         }
 
         b = ngx_create_temp_buf(r->pool, view.len);
@@ -161,7 +147,7 @@ ngx_http_stockprice_handler(ngx_http_request_t *r)
 
     return ngx_http_stockprice_handler_send(r, NGX_HTTP_OK,
                                             &ngx_http_stockprice_json_type,
-                                            body ? b : NULL, view.len);
+                                            b, view.len);
 }
 
 
@@ -176,6 +162,7 @@ ngx_http_stockprice_handler_list(ngx_http_request_t *r,
     ngx_http_stockprice_ctx_t *ctx)
 {
     ngx_buf_t                            *b;
+    ngx_file_t                           *file;
     ngx_pool_cleanup_t                   *cln;
     ngx_http_core_loc_conf_t             *clcf;
     ngx_http_stockprice_handler_cache_t  *cache;
@@ -198,15 +185,6 @@ ngx_http_stockprice_handler_list(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (r->method == NGX_HTTP_HEAD
-        || ngx_http_stockprice_handler_not_modified(r, cache->etag,
-                                                    cache->etag_len))
-    {
-        return ngx_http_stockprice_handler_send(r, NGX_HTTP_OK,
-                                                &ngx_http_stockprice_json_type,
-                                                NULL, cache->len);
-    }
-
     b = ngx_calloc_buf(r->pool);
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -223,9 +201,25 @@ ngx_http_stockprice_handler_list(ngx_http_request_t *r,
     cln->data = cache;
     cache->refs++;
 
-    if (clcf->sendfile && cache->file.fd != NGX_INVALID_FILE) {
+    if (clcf->sendfile && cache->fd != NGX_INVALID_FILE) {
+
+        /*
+         * the request's own file: a thread task or a log that the output
+         * chain hangs on it lives in the request's pool, the memfd in the
+         * copy
+         */
+
+        file = ngx_pcalloc(r->pool, sizeof(ngx_file_t));
+        if (file == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        file->fd = cache->fd;
+        file->log = r->connection->log;
+        ngx_str_set(&file->name, "stockprice list");
+
         b->in_file = 1;
-        b->file = &cache->file;
+        b->file = file;
         b->file_pos = 0;
         b->file_last = cache->len;
 
@@ -345,9 +339,7 @@ ngx_http_stockprice_handler_cache_make(ngx_http_stockprice_ctx_t *ctx,
     cache->len = len;
     cache->data = (u_char *) (cache + 1);
 
-    cache->file.fd = NGX_INVALID_FILE;
-    cache->file.log = log;
-    ngx_str_set(&cache->file.name, "stockprice list");
+    cache->fd = NGX_INVALID_FILE;
 
     return cache;
 }
@@ -366,21 +358,21 @@ ngx_http_stockprice_handler_cache_file(
         return;
     }
 
-    cache->file.fd = memfd_create("stockprice", MFD_CLOEXEC);
+    cache->fd = memfd_create("stockprice", MFD_CLOEXEC);
 
-    if (cache->file.fd == NGX_INVALID_FILE) {
+    if (cache->fd == NGX_INVALID_FILE) {
         ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
                       "memfd_create() failed, sending the list from memory");
         return;
     }
 
-    n = ngx_write_fd(cache->file.fd, cache->data, cache->len);
+    n = ngx_write_fd(cache->fd, cache->data, cache->len);
 
     if (n != (ssize_t) cache->len) {
         ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
                       "write() to memfd failed, sending the list from memory");
-        ngx_close_file(cache->file.fd);
-        cache->file.fd = NGX_INVALID_FILE;
+        ngx_close_file(cache->fd);
+        cache->fd = NGX_INVALID_FILE;
     }
 #endif
 }
@@ -390,8 +382,8 @@ static void
 ngx_http_stockprice_handler_cache_free(
     ngx_http_stockprice_handler_cache_t *cache)
 {
-    if (cache->file.fd != NGX_INVALID_FILE) {
-        ngx_close_file(cache->file.fd);
+    if (cache->fd != NGX_INVALID_FILE) {
+        ngx_close_file(cache->fd);
     }
 
     ngx_free(cache);
@@ -426,10 +418,7 @@ ngx_http_stockprice_handler_validators(ngx_http_request_t *r, u_char *etag,
 {
     u_char  *p;
 
-    if (ngx_http_stockprice_handler_add_header(r, "Cache-Control",
-                                               (u_char *) "no-cache", 8)
-        == NULL)
-    {
+    if (ngx_http_stockprice_handler_no_cache(r) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -465,79 +454,6 @@ ngx_http_stockprice_handler_validators(ngx_http_request_t *r, u_char *etag,
     }
 
     return NGX_OK;
-}
-
-
-/*
- * Will the not modified filter answer 304?  The same test it makes, for
- * the cases where nothing else can change its mind, so that no body bytes
- * are copied for a 304.  When in doubt: no, and the body is made.
- */
-
-static ngx_uint_t
-ngx_http_stockprice_handler_not_modified(ngx_http_request_t *r, u_char *etag,
-    size_t etag_len)
-{
-    u_char     *start, *end, ch;
-    ngx_str_t  *value;
-
-    if (r != r->main
-        || r->disable_not_modified
-        || r->headers_in.if_none_match == NULL
-        || r->headers_in.if_modified_since
-        || r->headers_in.if_unmodified_since
-        || r->headers_in.if_match)
-    {
-        return 0;
-    }
-
-    value = &r->headers_in.if_none_match->value;
-
-    if (value->len == 1 && value->data[0] == '*') {
-        return 1;
-    }
-
-    start = value->data;
-    end = value->data + value->len;
-
-    while (start < end) {
-
-        if (end - start > 2 && start[0] == 'W' && start[1] == '/') {
-            start += 2;
-        }
-
-        if (etag_len > (size_t) (end - start)) {
-            return 0;
-        }
-
-        if (ngx_strncmp(start, etag, etag_len) == 0) {
-            start += etag_len;
-
-            while (start < end && (*start == ' ' || *start == '\t')) {
-                start++;
-            }
-
-            if (start == end || *start == ',') {
-                return 1;
-            }
-        }
-
-        while (start < end && *start != ',') {
-            start++;
-        }
-
-        while (start < end) {
-            ch = *start;
-
-            if (ch != ' ' && ch != '\t' && ch != ',') {
-                break;
-            }
-
-            start++;
-        }
-    }
-
-    return 0;
 }
 
 
@@ -601,10 +517,7 @@ ngx_http_stockprice_handler_status(ngx_http_request_t *r)
                                                           &st);
     }
 
-    if (ngx_http_stockprice_handler_add_header(r, "Cache-Control",
-                                               (u_char *) "no-cache", 8)
-        == NULL)
-    {
+    if (ngx_http_stockprice_handler_no_cache(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -787,6 +700,12 @@ ngx_http_stockprice_handler_send_error(ngx_http_request_t *r,
     p = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
     va_end(args);
 
+    /* a client's bytes in it: cut whole characters only, escape the rest */
+
+    if (p == msg + sizeof(msg)) {
+        p = msg + ngx_http_stockprice_render_utf8_cut((char *) msg, p - msg);
+    }
+
     len = ngx_http_stockprice_render_error(NULL, (char *) msg, p - msg);
 
     b = ngx_create_temp_buf(r->pool, len);
@@ -796,10 +715,6 @@ ngx_http_stockprice_handler_send_error(ngx_http_request_t *r,
 
     b->last += ngx_http_stockprice_render_error((char *) b->last, (char *) msg,
                                                 p - msg);
-
-    if (r->method == NGX_HTTP_HEAD) {
-        b = NULL;
-    }
 
     return ngx_http_stockprice_handler_send(r, status,
                                             &ngx_http_stockprice_json_type,
@@ -825,4 +740,51 @@ ngx_http_stockprice_handler_add_header(ngx_http_request_t *r, const char *key,
     h->value.data = value;
 
     return h;
+}
+
+
+/*
+ * "Cache-Control: no-cache" where nginx's "expires" finds it and puts its
+ * own value instead: one Cache-Control either way
+ */
+
+ngx_int_t
+ngx_http_stockprice_handler_no_cache(ngx_http_request_t *r)
+{
+    ngx_table_elt_t   *cc, **ccp;
+
+    cc = ngx_http_stockprice_handler_add_header(r, "Cache-Control",
+                                                (u_char *) "no-cache",
+                                                sizeof("no-cache") - 1);
+    if (cc == NULL) {
+        return NGX_ERROR;
+    }
+
+#if (nginx_version >= 1023000)
+
+    cc->next = r->headers_out.cache_control;
+    r->headers_out.cache_control = cc;
+
+    (void) ccp;
+
+#else
+
+    if (r->headers_out.cache_control.elts == NULL
+        && ngx_array_init(&r->headers_out.cache_control, r->pool, 1,
+                          sizeof(ngx_table_elt_t *))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ccp = ngx_array_push(&r->headers_out.cache_control);
+    if (ccp == NULL) {
+        return NGX_ERROR;
+    }
+
+    *ccp = cc;
+
+#endif
+
+    return NGX_OK;
 }

@@ -17,6 +17,7 @@
 
 
 #define NGX_HTTP_STOCKPRICE_CREDENTIALS_MAX  4096
+#define NGX_HTTP_STOCKPRICE_SYMBOLS_FILE_MAX (1024 * 1024)
 #define NGX_HTTP_STOCKPRICE_HISTORY_MAX      1000
 #define NGX_HTTP_STOCKPRICE_INTERVAL         10000
 #define NGX_HTTP_STOCKPRICE_TIMEOUT          5000
@@ -66,6 +67,8 @@ static char *ngx_http_stockprice_poll_credentials(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_symbols(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_symbols_file(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_history(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_max_size(ngx_conf_t *cf,
@@ -80,6 +83,10 @@ static void ngx_http_stockprice_poll_hashes(ngx_http_stockprice_feed_t *feed,
     ngx_str_t *url);
 static char *ngx_http_stockprice(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_stockprice_conf_read(ngx_conf_t *cf, ngx_str_t *file,
+    const char *what, size_t max, ngx_str_t *content);
+static char *ngx_http_stockprice_conf_symbols_file(ngx_conf_t *cf,
+    ngx_str_t *file, ngx_str_t *list);
 static ngx_int_t ngx_http_stockprice_conf_check_url(ngx_str_t *url);
 static ngx_int_t ngx_http_stockprice_conf_make_url(ngx_conf_t *cf,
     ngx_http_stockprice_feed_t *feed, ngx_str_t *url, ngx_str_t *list,
@@ -131,6 +138,7 @@ static ngx_http_stockprice_param_t  ngx_http_stockprice_poll_params[] = {
     { ngx_string("auth="), ngx_http_stockprice_poll_auth },
     { ngx_string("credentials="), ngx_http_stockprice_poll_credentials },
     { ngx_string("symbols="), ngx_http_stockprice_poll_symbols },
+    { ngx_string("symbols_file="), ngx_http_stockprice_poll_symbols_file },
     { ngx_string("history="), ngx_http_stockprice_poll_history },
     { ngx_string("max_size="), ngx_http_stockprice_poll_max_size },
     { ngx_null_string, NULL }
@@ -436,7 +444,36 @@ static char *
 ngx_http_stockprice_poll_symbols(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value)
 {
+    if (p->symbols) {
+        return "\"symbols\" and \"symbols_file\" cannot both be set";
+    }
+
     p->list = *value;
+
+    return ngx_http_stockprice_conf_symbols(cf, &p->list, &p->symbols);
+}
+
+
+static char *
+ngx_http_stockprice_poll_symbols_file(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value)
+{
+    char  *rv;
+
+    if (p->symbols) {
+        return "\"symbols\" and \"symbols_file\" cannot both be set";
+    }
+
+    if (value->len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid symbols file \"%V\"", arg);
+        return NGX_CONF_ERROR;
+    }
+
+    rv = ngx_http_stockprice_conf_symbols_file(cf, value, &p->list);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
 
     return ngx_http_stockprice_conf_symbols(cf, &p->list, &p->symbols);
 }
@@ -837,6 +874,154 @@ ngx_http_stockprice_conf_symbols(ngx_conf_t *cf, ngx_str_t *list,
 }
 
 
+/*
+ * A symbols file: one symbol per line, or several separated by commas;
+ * blank lines, "#" comments, blanks around a symbol and a CR at the end
+ * of a line are left out.  The symbols, checked, joined as "A,B,C".
+ */
+
+static char *
+ngx_http_stockprice_conf_symbols_file(ngx_conf_t *cf, ngx_str_t *file,
+    ngx_str_t *list)
+{
+    u_char     *p, *q, *eol, *e, *start, *end, *a, *b;
+    char       *rv;
+    ngx_str_t   content;
+    ngx_uint_t  line;
+
+    rv = ngx_http_stockprice_conf_read(cf, file, "symbols",
+                                       NGX_HTTP_STOCKPRICE_SYMBOLS_FILE_MAX,
+                                       &content);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    list->data = ngx_pnalloc(cf->pool, content.len + 1);
+    if (list->data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    q = list->data;
+
+    for (p = content.data, line = 1; p < content.data + content.len;
+         p = eol + 1, line++)
+    {
+        eol = ngx_strlchr(p, content.data + content.len, '\n');
+        if (eol == NULL) {
+            eol = content.data + content.len;
+        }
+
+        e = (eol > p && eol[-1] == '\r') ? eol - 1 : eol;
+
+        for (a = p; a < e && (*a == ' ' || *a == '\t'); a++) { /* void */ }
+
+        if (a == e || *a == '#') {
+            continue;
+        }
+
+        for (start = p; /* void */; start = end + 1) {
+            end = ngx_strlchr(start, e, ',');
+            if (end == NULL) {
+                end = e;
+            }
+
+            for (a = start; a < end && (*a == ' ' || *a == '\t'); a++) {
+                /* void */
+            }
+
+            for (b = end; b > a && (b[-1] == ' ' || b[-1] == '\t'); b--) {
+                /* void */
+            }
+
+            if (!ngx_http_stockprice_parse_symbol_valid((char *) a, b - a)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid symbol \"%*s\" in symbols file "
+                                   "\"%V\", line %ui", b - a, a, file, line);
+                return NGX_CONF_ERROR;
+            }
+
+            if (q > list->data) {
+                *q++ = ',';
+            }
+
+            q = ngx_cpymem(q, a, b - a);
+
+            if (end == e) {
+                break;
+            }
+        }
+    }
+
+    list->len = q - list->data;
+
+    if (list->len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "symbols file \"%V\" has no symbols", file);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* a whole file of at most "max" bytes, read when the configuration is */
+
+static char *
+ngx_http_stockprice_conf_read(ngx_conf_t *cf, ngx_str_t *file,
+    const char *what, size_t max, ngx_str_t *content)
+{
+    ssize_t          n;
+    ngx_fd_t         fd;
+    ngx_str_t        name;
+    ngx_file_info_t  fi;
+
+    name = *file;
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "cannot open %s file \"%s\"", what, name.data);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
+        || (size_t) ngx_file_size(&fi) > max)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "%s file \"%s\" is not a file of at most %uz "
+                           "bytes", what, name.data, max);
+        ngx_close_file(fd);
+        return NGX_CONF_ERROR;
+    }
+
+    content->data = ngx_pnalloc(cf->pool, ngx_file_size(&fi) + 1);
+    if (content->data == NULL) {
+        ngx_close_file(fd);
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_read_fd(fd, content->data, ngx_file_size(&fi) + 1);
+
+    if (n == -1 || (size_t) n > (size_t) ngx_file_size(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "cannot read %s file \"%s\"", what, name.data);
+        ngx_close_file(fd);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_close_file(fd);
+
+    content->len = n;
+
+    return NGX_CONF_OK;
+}
+
+
 static int ngx_libc_cdecl
 ngx_http_stockprice_conf_cmp_str(const void *one, const void *two)
 {
@@ -852,6 +1037,7 @@ char *
 ngx_http_stockprice_conf_credentials(ngx_conf_t *cf, ngx_str_t *file,
     ngx_str_t *user, ngx_str_t *password)
 {
+    int                         rc;
     u_char                     *buf;
     ssize_t                     n;
     ngx_fd_t                    fd;
@@ -889,11 +1075,15 @@ ngx_http_stockprice_conf_credentials(ngx_conf_t *cf, ngx_str_t *file,
 
     ngx_close_file(fd);
 
-    if (ngx_http_stockprice_parse_credentials((char *) buf, n, &u, &pw) != 0) {
+    rc = ngx_http_stockprice_parse_credentials((char *) buf, n, &u, &pw);
+
+    if (rc != 0) {
         ngx_explicit_memzero(buf, n);
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "credentials file \"%s\" has no "
-                           "\"username:password\" first line", name.data);
+                           rc == -2 ? "credentials file \"%s\" is not UTF-8"
+                                    : "credentials file \"%s\" has no "
+                                      "\"username:password\" first line",
+                           name.data);
         return NGX_CONF_ERROR;
     }
 
@@ -918,6 +1108,16 @@ ngx_http_stockprice(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate";
     }
 
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    /* L/SYMBOL needs the location's prefix, which a regex does not give */
+
+#if (NGX_PCRE)
+    if (clcf->regex && cmd->offset == 0) {
+        return "cannot be used in a regex location";
+    }
+#endif
+
     value = cf->args->elts;
 
     slcf->shm_zone = ngx_shared_memory_add(cf, &value[1], 0,
@@ -930,7 +1130,6 @@ ngx_http_stockprice(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     slcf->file = cf->conf_file->file.name.data;
     slcf->line = cf->conf_file->line;
 
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = slcf->status ? ngx_http_stockprice_handler_status
                                  : ngx_http_stockprice_handler;
 

@@ -83,6 +83,7 @@ ngx_int_t ngx_http_stockprice_handler_not_allowed(ngx_http_request_t *r,
     const char *allow);
 ngx_table_elt_t *ngx_http_stockprice_handler_add_header(ngx_http_request_t *r,
     const char *key, u_char *value, size_t len);
+ngx_int_t ngx_http_stockprice_handler_no_cache(ngx_http_request_t *r);
 
 ngx_int_t ngx_http_stockprice_demo_handler(ngx_http_request_t *r);
 char *ngx_http_stockprice_demo_feed(ngx_conf_t *cf, ngx_command_t *cmd,

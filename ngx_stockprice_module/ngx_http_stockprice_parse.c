@@ -66,7 +66,9 @@ static int ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p,
     cJSON *root);
 static char *ngx_http_stockprice_parse_copy(const char *buf, size_t len);
 static void ngx_http_stockprice_parse_wipe(char *buf, size_t len);
-static void ngx_http_stockprice_parse_patch_nul(char *buf, size_t len);
+static void ngx_http_stockprice_parse_patch(char *buf, size_t len);
+static int ngx_http_stockprice_parse_escape(const char *p, const char *end);
+static long ngx_http_stockprice_parse_hex4(const char *p, const char *end);
 static int ngx_http_stockprice_parse_record(const cJSON *item,
     ngx_http_stockprice_record_t *rec, ngx_http_stockprice_parse_stats_t *st);
 static int ngx_http_stockprice_parse_digits(const char *s, size_t n, int min,
@@ -269,7 +271,7 @@ ngx_http_stockprice_parse_start(ngx_http_stockprice_parser_t *p, char *buf,
     p->filter = filter;
     p->nfilter = nfilter;
 
-    ngx_http_stockprice_parse_patch_nul(buf, len);
+    ngx_http_stockprice_parse_patch(buf, len);
 
     i = ngx_http_stockprice_parse_skip_space(buf, 0, len);
 
@@ -851,59 +853,68 @@ ngx_http_stockprice_parse_cmp_records(const void *one, const void *two)
 static int
 ngx_http_stockprice_parse_utf8_valid(const unsigned char *s, size_t len)
 {
-    size_t    i, k, n;
-    uint32_t  cp, min;
+    size_t  i, n;
 
-    i = 0;
+    for (i = 0; i < len; i += n) {
+        n = ngx_http_stockprice_parse_utf8(s + i, len - i);
 
-    while (i < len) {
-
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-
-        if ((s[i] & 0xe0) == 0xc0) {
-            n = 2;
-            cp = s[i] & 0x1f;
-            min = 0x80;
-
-        } else if ((s[i] & 0xf0) == 0xe0) {
-            n = 3;
-            cp = s[i] & 0x0f;
-            min = 0x800;
-
-        } else if ((s[i] & 0xf8) == 0xf0) {
-            n = 4;
-            cp = s[i] & 0x07;
-            min = 0x10000;
-
-        } else {
+        if (n == 0) {
             return 0;
         }
-
-        if (len - i < n) {
-            return 0;
-        }
-
-        for (k = 1; k < n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) {
-                return 0;
-            }
-
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-
-        /* overlong forms, surrogates, beyond Unicode */
-
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-            return 0;
-        }
-
-        i += n;
     }
 
     return 1;
+}
+
+
+size_t
+ngx_http_stockprice_parse_utf8(const unsigned char *s, size_t len)
+{
+    size_t    k, n;
+    uint32_t  cp, min;
+
+    if (s[0] < 0x80) {
+        return 1;
+    }
+
+    if ((s[0] & 0xe0) == 0xc0) {
+        n = 2;
+        cp = s[0] & 0x1f;
+        min = 0x80;
+
+    } else if ((s[0] & 0xf0) == 0xe0) {
+        n = 3;
+        cp = s[0] & 0x0f;
+        min = 0x800;
+
+    } else if ((s[0] & 0xf8) == 0xf0) {
+        n = 4;
+        cp = s[0] & 0x07;
+        min = 0x10000;
+
+    } else {
+        return 0;
+    }
+
+    if (len < n) {
+        return 0;
+    }
+
+    for (k = 1; k < n; k++) {
+        if ((s[k] & 0xc0) != 0x80) {
+            return 0;
+        }
+
+        cp = (cp << 6) | (s[k] & 0x3f);
+    }
+
+    /* overlong forms, surrogates, beyond Unicode */
+
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+
+    return n;
 }
 
 
@@ -914,6 +925,7 @@ ngx_http_stockprice_parse_token(const char *buf, size_t len, char **token,
     int           rc;
     char         *copy;
     size_t        i, n;
+    double        seconds;
     cJSON        *root;
     const cJSON  *v;
 
@@ -975,12 +987,22 @@ ngx_http_stockprice_parse_token(const char *buf, size_t len, char **token,
 
     v = cJSON_GetObjectItemCaseSensitive(root, "expiresIn");
 
-    if (cJSON_IsNumber(v) && isfinite(v->valuedouble)
-        && v->valuedouble >= 1)
+    /* seconds: a number or a numeric string */
+
+    if (cJSON_IsNumber(v)) {
+        seconds = v->valuedouble;
+
+    } else if (!cJSON_IsString(v) || v->valuestring == NULL
+               || !ngx_http_stockprice_parse_numeric(v->valuestring,
+                                                     &seconds))
     {
-        *expires_in = v->valuedouble > NGX_HTTP_STOCKPRICE_EXPIRES_MAX
+        seconds = 0;
+    }
+
+    if (isfinite(seconds) && seconds >= 1) {
+        *expires_in = seconds > NGX_HTTP_STOCKPRICE_EXPIRES_MAX
                       ? NGX_HTTP_STOCKPRICE_EXPIRES_MAX
-                      : (long) v->valuedouble;
+                      : (long) seconds;
     }
 
     rc = NGX_HTTP_STOCKPRICE_PARSE_OK;
@@ -999,6 +1021,13 @@ ngx_http_stockprice_parse_credentials(const char *buf, size_t len,
 {
     const char  *eol, *colon;
 
+    /* a byte-order mark, as Windows editors write one */
+
+    if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
+        buf += 3;
+        len -= 3;
+    }
+
     if (len == 0) {
         return -1;
     }
@@ -1011,6 +1040,12 @@ ngx_http_stockprice_parse_credentials(const char *buf, size_t len,
 
     if (len && buf[len - 1] == '\r') {
         len--;
+    }
+
+    if (!ngx_http_stockprice_parse_utf8_valid((const unsigned char *) buf,
+                                              len))
+    {
+        return -2;
     }
 
     colon = memchr(buf, ':', len);
@@ -1289,7 +1324,7 @@ ngx_http_stockprice_parse_copy(const char *buf, size_t len)
         memcpy(copy, buf, len);
     }
 
-    ngx_http_stockprice_parse_patch_nul(copy, len);
+    ngx_http_stockprice_parse_patch(copy, len);
 
     return copy;
 }
@@ -1318,7 +1353,7 @@ ngx_http_stockprice_parse_wipe(char *buf, size_t len)
  */
 
 static void
-ngx_http_stockprice_parse_patch_nul(char *buf, size_t len)
+ngx_http_stockprice_parse_patch(char *buf, size_t len)
 {
     char  *p, *end;
 
@@ -1332,10 +1367,20 @@ ngx_http_stockprice_parse_patch_nul(char *buf, size_t len)
 
     for (p = buf; (p = memchr(p, '\\', end - p)) != NULL; /* void */) {
 
-        if (end - p >= 6 && p[1] == 'u' && p[2] == '0' && p[3] == '0'
-            && p[4] == '0' && p[5] == '0')
-        {
-            p[5] = '1';
+        switch (ngx_http_stockprice_parse_escape(p, end)) {
+
+        case 12:
+            /* a surrogate pair: one character */
+            p += 12;
+            continue;
+
+        case 1:
+            /* "\u0000", or a surrogate alone, which cJSON refuses */
+            memcpy(p + 2, "0001", 4);
+
+            /* fall through */
+
+        case 6:
             p += 6;
             continue;
         }
@@ -1348,4 +1393,67 @@ ngx_http_stockprice_parse_patch_nul(char *buf, size_t len)
             break;
         }
     }
+}
+
+
+/*
+ * The "\u" escape at p: 6, a character; 12, a surrogate pair; 1, one
+ * that cannot stand (U+0000, or a surrogate alone); 0, not "\uXXXX"
+ */
+
+static int
+ngx_http_stockprice_parse_escape(const char *p, const char *end)
+{
+    long  cp, low;
+
+    cp = ngx_http_stockprice_parse_hex4(p, end);
+
+    if (cp < 0) {
+        return 0;
+    }
+
+    if (cp == 0 || (cp >= 0xdc00 && cp <= 0xdfff)) {
+        return 1;
+    }
+
+    if (cp < 0xd800 || cp > 0xdbff) {
+        return 6;
+    }
+
+    low = ngx_http_stockprice_parse_hex4(p + 6, end);
+
+    return (low >= 0xdc00 && low <= 0xdfff) ? 12 : 1;
+}
+
+
+/* the value of "\uXXXX" at p, -1 if there is none */
+
+static long
+ngx_http_stockprice_parse_hex4(const char *p, const char *end)
+{
+    int   i;
+    long  v;
+    char  c;
+
+    if (end - p < 6 || p[0] != '\\' || p[1] != 'u') {
+        return -1;
+    }
+
+    v = 0;
+
+    for (i = 2; i < 6; i++) {
+        c = p[i];
+
+        if (c >= '0' && c <= '9') {
+            v = v * 16 + (c - '0');
+
+        } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+            v = v * 16 + ((c | 0x20) - 'a' + 10);
+
+        } else {
+            return -1;
+        }
+    }
+
+    return v;
 }

@@ -80,6 +80,12 @@ int ngx_http_stockprice_parse_symbol_cmp(const char *a, size_t alen,
 int ngx_http_stockprice_parse_symbol_valid(const char *s, size_t len);
 
 /*
+ * The length of the UTF-8 sequence at "s" (len > 0): 1 for ASCII, 2 to 4,
+ * or 0 if it is not valid (overlong, a surrogate, cut short...)
+ */
+size_t ngx_http_stockprice_parse_utf8(const unsigned char *s, size_t len);
+
+/*
  * Is "s" among the nfilter symbols of "filter", sorted by
  * ngx_http_stockprice_parse_symbol_cmp() (binary search)
  */
@@ -95,9 +101,11 @@ int ngx_http_stockprice_parse_time_valid(const char *s, size_t len);
 /*
  * Parses an upstream prices body: a JSON array of records.
  *
- * "buf" is modified in place (a "\u0000" escape becomes "\u0001" and a
- * raw NUL byte 0x01, so that cJSON cannot cut a symbol short; the record
- * is then skipped for its control character).  Anything but white space
+ * "buf" is modified in place (a "\u0000" escape, or a surrogate escape
+ * that is not half of a pair, becomes "\u0001" and a raw NUL byte 0x01,
+ * so that cJSON can neither cut a symbol short nor refuse the whole body;
+ * a record whose symbol, price, value time or id holds one is then
+ * treated as having an invalid one).  Anything but white space
  * after the JSON value makes the body NOT_JSON.
  *
  * "filter" (may be NULL when nfilter is 0) lists the wanted symbols sorted
@@ -147,7 +155,8 @@ int ngx_http_stockprice_parse_done(ngx_http_stockprice_parser_t *p,
 void ngx_http_stockprice_parse_abort(ngx_http_stockprice_parser_t *p);
 
 /*
- * Parses an auth answer {"token":"...","expiresIn":3600}.  The token must
+ * Parses an auth answer {"token":"...","expiresIn":3600} ("expiresIn" a
+ * number or a numeric string).  The token must
  * be a non-empty string of printable ASCII (0x21..0x7e) of at most
  * NGX_HTTP_STOCKPRICE_TOKEN_MAX bytes (it goes into a header).  On OK,
  * *token is malloc()ed (free() it) and *expires_in is the number of
@@ -158,8 +167,9 @@ int ngx_http_stockprice_parse_token(const char *buf, size_t len,
 
 /*
  * Parses a credentials file's contents: the first line (up to "\n" or
- * "\r\n") split at its first ':'.  Returns 0 and points into "buf", or -1
- * if there is no ':' in the first line or the username is empty.
+ * "\r\n", after a UTF-8 byte-order mark if there is one) split at its
+ * first ':'.  Returns 0 and points into "buf"; -1 if there is no ':' in
+ * the first line or the username is empty; -2 if the line is not UTF-8.
  */
 int ngx_http_stockprice_parse_credentials(const char *buf, size_t len,
     ngx_http_stockprice_str_t *user, ngx_http_stockprice_str_t *password);

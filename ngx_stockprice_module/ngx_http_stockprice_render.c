@@ -4,6 +4,7 @@
  */
 
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,7 @@
 #define NGX_HTTP_STOCKPRICE_SEC_FIRST  (-62167219200LL)
 #define NGX_HTTP_STOCKPRICE_SEC_LAST   253402300799LL
 
-#define NGX_HTTP_STOCKPRICE_NMETRICS   13
+#define NGX_HTTP_STOCKPRICE_NMETRICS   14
 
 
 typedef struct {
@@ -42,6 +43,7 @@ static size_t ngx_http_stockprice_render_put_label(char *dst, size_t n,
 
 
 static int ngx_http_stockprice_render_decimal(char *buf, double price);
+static size_t ngx_http_stockprice_render_fewest(char *buf, double price);
 
 
 static const char  ngx_http_stockprice_render_hex[] = "0123456789abcdef";
@@ -55,7 +57,10 @@ static const char  ngx_http_stockprice_render_short_escape[32] = {
 };
 
 
-/* 1: a byte that JSON strings escape ('"', '\\', controls and DEL) */
+/*
+ * 1: a byte that JSON strings escape ('"', '\\', controls and DEL), or
+ * one of a multibyte character, to be checked
+ */
 
 static const unsigned char  ngx_http_stockprice_render_escaped[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
@@ -65,7 +70,15 @@ static const unsigned char  ngx_http_stockprice_render_escaped[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
 };
 
 
@@ -83,6 +96,8 @@ static const ngx_http_stockprice_metric_t
     { "stockprice_auth_calls_total", "counter", "Authentication requests." },
     { "stockprice_skipped_records_total", "counter",
       "Upstream records skipped as invalid." },
+    { "stockprice_replaced_value_times_total", "counter",
+      "Value times not valid, replaced by the measurement time." },
     { "stockprice_last_success_timestamp_seconds", "gauge",
       "Unix time of the last successful refresh, 0 if none." },
     { "stockprice_next_refresh_timestamp_seconds", "gauge",
@@ -98,7 +113,7 @@ static const ngx_http_stockprice_metric_t
 size_t
 ngx_http_stockprice_render_escape(char *dst, const char *src, size_t len)
 {
-    size_t         i, n;
+    size_t         i, k, n;
     unsigned char  c;
 
     /* most strings need no escape at all: one scan, one copy */
@@ -149,6 +164,29 @@ ngx_http_stockprice_render_escape(char *dst, const char *src, size_t len)
             continue;
         }
 
+        if (c >= 0x80) {
+            /* a valid character as it is, any other byte as U+FFFD */
+
+            k = ngx_http_stockprice_parse_utf8((const unsigned char *) src + i,
+                                               len - i);
+            if (k == 0) {
+                if (dst) {
+                    memcpy(dst + n, "\\ufffd", 6);
+                }
+
+                n += 6;
+                continue;
+            }
+
+            if (dst) {
+                memcpy(dst + n, src + i, k);
+            }
+
+            n += k;
+            i += k - 1;
+            continue;
+        }
+
         if (dst) {
             dst[n] = (char) c;
         }
@@ -177,6 +215,16 @@ ngx_http_stockprice_render_price(char *buf, double price)
         return (size_t) n;
     }
 
+    /*
+     * a normal double's shortest form has at most 15 digits or needs 16
+     * or 17, and %.15g strips the zeros of a shorter one; a subnormal
+     * has fewer bits, so fewer digits may do
+     */
+
+    if (price != 0 && fabs(price) < DBL_MIN) {
+        return ngx_http_stockprice_render_fewest(buf, price);
+    }
+
     for (precision = 15; precision <= 17; precision++) {
         n = snprintf(buf, NGX_HTTP_STOCKPRICE_PRICE_LEN, "%.*g", precision,
                      price);
@@ -187,6 +235,52 @@ ngx_http_stockprice_render_price(char *buf, double price)
     }
 
     return (size_t) n;
+}
+
+
+static size_t
+ngx_http_stockprice_render_fewest(char *buf, double price)
+{
+    int  n, precision;
+
+    /* rare enough to try them all; %.17g reads back for every double */
+
+    for (precision = 1; precision <= 17; precision++) {
+        n = snprintf(buf, NGX_HTTP_STOCKPRICE_PRICE_LEN, "%.*g", precision,
+                     price);
+
+        if (strtod(buf, NULL) == price) {
+            break;
+        }
+    }
+
+    return (size_t) n;
+}
+
+
+/* the length of "s" without a character cut short at its end */
+
+size_t
+ngx_http_stockprice_render_utf8_cut(const char *s, size_t len)
+{
+    size_t         i, need;
+    unsigned char  c;
+
+    for (i = len; i > 0 && len - i < 4; i--) {
+        c = (unsigned char) s[i - 1];
+
+        if ((c & 0xc0) == 0x80) {
+            continue;
+        }
+
+        need = (c & 0xe0) == 0xc0 ? 2
+               : (c & 0xf0) == 0xe0 ? 3
+               : (c & 0xf8) == 0xf0 ? 4 : 1;
+
+        return (len - (i - 1) < need) ? i - 1 : len;
+    }
+
+    return len;
 }
 
 
@@ -423,6 +517,8 @@ ngx_http_stockprice_render_status_json(char *dst,
                                               st->auth_calls);
     n += ngx_http_stockprice_render_put_field(dst, n, "skippedRecords",
                                               st->skipped);
+    n += ngx_http_stockprice_render_put_field(dst, n, "replacedValueTimes",
+                                              st->replaced_times);
 
     n += ngx_http_stockprice_render_put(dst, n, ",\"lastSuccess\":", 15);
     n += ngx_http_stockprice_render_put_time(dst, n, st->last_success_ms);
@@ -476,14 +572,15 @@ ngx_http_stockprice_render_status_prometheus(char *dst,
     values[4] = st->consecutive_failures;
     values[5] = st->auth_calls;
     values[6] = st->skipped;
-    values[7] = st->last_success_ms > 0
+    values[7] = st->replaced_times;
+    values[8] = st->last_success_ms > 0
                 ? (uint64_t) st->last_success_ms / 1000 : 0;
-    values[8] = st->next_refresh_ms > 0
+    values[9] = st->next_refresh_ms > 0
                 ? (uint64_t) st->next_refresh_ms / 1000 : 0;
-    values[9] = st->authenticated ? 1 : 0;
-    values[10] = st->zone_bytes_used;
-    values[11] = st->zone_bytes_total;
-    values[12] = st->zone_bytes_needed;
+    values[10] = st->authenticated ? 1 : 0;
+    values[11] = st->zone_bytes_used;
+    values[12] = st->zone_bytes_total;
+    values[13] = st->zone_bytes_needed;
 
     n = 0;
 

@@ -41,6 +41,7 @@ typedef struct {
     uint64_t                        consecutive_failures;
     uint64_t                        auth_calls;
     uint64_t                        skipped;        /* records skipped */
+    uint64_t                        replaced_times; /* value times */
     int64_t                         last_success_ms;  /* unix ms, <0: never */
     int64_t                         next_refresh_ms;  /* unix ms, <0: unknown */
     const char                     *last_error;     /* NULL: null */
@@ -52,13 +53,21 @@ typedef struct {
 } ngx_http_stockprice_status_t;
 
 
-/* JSON string contents: '"', '\\' and control characters escaped */
+/*
+ * JSON string contents: '"', '\\' and control characters escaped, bytes
+ * that are not UTF-8 replaced by U+FFFD ("\ufffd"): valid UTF-8 JSON
+ */
 size_t ngx_http_stockprice_render_escape(char *dst, const char *src,
     size_t len);
 
+/* the length of "s" without a multibyte character cut short at its end */
+size_t ngx_http_stockprice_render_utf8_cut(const char *s, size_t len);
+
 /*
- * The fewest digits that read back as the same double: the first of
- * %.15g, %.16g, %.17g that strtod() returns exactly.  Writes at most
+ * The fewest digits that read back as the same double: up to 6 decimals
+ * without printf, else the first of %.15g, %.16g, %.17g that strtod()
+ * returns exactly, and for a subnormal the fewest of %.1g..%.17g (its
+ * precision is lower: 5e-324, not 4.94065645841247e-324).  Writes at most
  * NGX_HTTP_STOCKPRICE_PRICE_LEN bytes into buf; returns the length.
  */
 size_t ngx_http_stockprice_render_price(char *buf, double price);

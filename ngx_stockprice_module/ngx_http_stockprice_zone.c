@@ -8,6 +8,10 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#if (NGX_LINUX)
+#include <sys/random.h>
+#endif
+
 #include <ngx_http_stockprice_parse.h>
 #include <ngx_http_stockprice_render.h>
 #include <ngx_http_stockprice_module.h>
@@ -61,6 +65,7 @@ static int ngx_libc_cdecl ngx_http_stockprice_zone_cmp_ptr(const void *one,
     const void *two);
 static size_t ngx_http_stockprice_zone_etag(ngx_http_stockprice_sh_t *sh,
     u_char *buf);
+static uint64_t ngx_http_stockprice_zone_nonce(void);
 
 
 /*
@@ -116,7 +121,7 @@ ngx_http_stockprice_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 
     shpool->data = sh;
     ctx->sh = sh;
-    sh->epoch = ngx_time();
+    sh->nonce = ngx_http_stockprice_zone_nonce();
 
     size = (shpool->pfree / 2) << ngx_pagesize_shift;
 
@@ -345,7 +350,8 @@ ngx_http_stockprice_zone_count_auth(ngx_http_stockprice_ctx_t *ctx,
 
 
 /*
- * A refresh ended ("error" NULL: it succeeded): its outcome counted, the
+ * A refresh ended ("error" NULL: it succeeded): its outcome counted (with
+ * the records it skipped and the value times it replaced), the
  * next one scheduled, the lease given up, all at once and only by the
  * holder; NGX_DECLINED: the lease was lost, nothing changed.  *delay is
  * the time to the next refresh, *nsymbols those the zone serves.
@@ -353,8 +359,8 @@ ngx_http_stockprice_zone_count_auth(ngx_http_stockprice_ctx_t *ctx,
 
 ngx_int_t
 ngx_http_stockprice_zone_refresh_done(ngx_http_stockprice_ctx_t *ctx,
-    uint64_t lease, ngx_str_t *error, ngx_uint_t skipped, ngx_msec_t *delay,
-    ngx_uint_t *nsymbols)
+    uint64_t lease, ngx_str_t *error, ngx_uint_t skipped, ngx_uint_t replaced,
+    ngx_msec_t *delay, ngx_uint_t *nsymbols)
 {
     ngx_uint_t                 n;
     ngx_msec_t                 wait, interval;
@@ -374,6 +380,7 @@ ngx_http_stockprice_zone_refresh_done(ngx_http_stockprice_ctx_t *ctx,
     }
 
     sh->skipped += skipped;
+    sh->replaced += replaced;
 
     if (error == NULL) {
         sh->refreshes++;
@@ -1196,10 +1203,40 @@ ngx_http_stockprice_zone_cmp_ptr(const void *one, const void *two)
 }
 
 
+/*
+ * "nonce-generation": the generation changes exactly when the data does,
+ * the nonce, random for each zone made, tells instances and restarts
+ * apart, so that two different bodies never share an ETag
+ */
+
 static size_t
 ngx_http_stockprice_zone_etag(ngx_http_stockprice_sh_t *sh, u_char *buf)
 {
-    return ngx_sprintf(buf, "\"%xT-%xL\"", sh->epoch, sh->generation) - buf;
+    return ngx_sprintf(buf, "\"%016xL-%xL\"", sh->nonce, sh->generation)
+           - buf;
+}
+
+
+static uint64_t
+ngx_http_stockprice_zone_nonce(void)
+{
+    uint64_t  nonce;
+
+#if (NGX_LINUX)
+    if (getrandom(&nonce, sizeof(nonce), GRND_NONBLOCK)
+        == (ssize_t) sizeof(nonce))
+    {
+        return nonce;
+    }
+#endif
+
+    /* the master's random(), seeded with its pid and the time */
+
+    nonce = ((uint64_t) ngx_random() << 33) ^ ((uint64_t) ngx_random() << 11)
+            ^ (uint64_t) ngx_random() ^ ((uint64_t) ngx_pid << 40)
+            ^ (uint64_t) ngx_time() ^ (uintptr_t) &nonce;
+
+    return nonce;
 }
 
 
@@ -1228,6 +1265,7 @@ ngx_http_stockprice_zone_status(ngx_http_stockprice_ctx_t *ctx,
     st->consecutive_failures = sh->consecutive_failures;
     st->auth_calls = sh->auth_calls;
     st->skipped = sh->skipped;
+    st->replaced_times = sh->replaced;
     st->last_success_ms = sh->refreshes ? sh->last_success_ms : -1;
 
     if (sh->failures) {

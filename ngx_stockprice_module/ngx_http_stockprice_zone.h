@@ -19,7 +19,7 @@
 
 #define NGX_HTTP_STOCKPRICE_ERROR_LEN   256
 #define NGX_HTTP_STOCKPRICE_LEASE_POLL  1000
-#define NGX_HTTP_STOCKPRICE_ETAG_LEN    (2 + NGX_INT64_LEN * 2 + 1)
+#define NGX_HTTP_STOCKPRICE_ETAG_LEN    (sizeof("\"-\"") - 1 + 16 + 16)
 
 /*
  * The zone size rule (README, "Zone size"): a zone of at least
@@ -94,13 +94,14 @@ typedef struct {
 
     ngx_http_stockprice_snap_t     *snapshot;   /* NULL: no data yet */
     uint64_t                        generation;
-    time_t                          epoch;      /* zone creation, ETag */
+    uint64_t                        nonce;      /* this zone's, ETag */
 
     uint64_t                        refreshes;
     uint64_t                        failures;
     uint64_t                        consecutive_failures;
     uint64_t                        auth_calls;
     uint64_t                        skipped;
+    uint64_t                        replaced;   /* value times not valid */
     int64_t                         last_success_ms;
     size_t                          last_error_len;
     u_char                          last_error[NGX_HTTP_STOCKPRICE_ERROR_LEN];
@@ -217,7 +218,8 @@ ngx_int_t ngx_http_stockprice_zone_count_auth(ngx_http_stockprice_ctx_t *ctx,
     uint64_t lease);
 ngx_int_t ngx_http_stockprice_zone_refresh_done(
     ngx_http_stockprice_ctx_t *ctx, uint64_t lease, ngx_str_t *error,
-    ngx_uint_t skipped, ngx_msec_t *delay, ngx_uint_t *nsymbols);
+    ngx_uint_t skipped, ngx_uint_t replaced, ngx_msec_t *delay,
+    ngx_uint_t *nsymbols);
 
 ngx_int_t ngx_http_stockprice_zone_token_get(ngx_http_stockprice_ctx_t *ctx,
     u_char *buf, size_t size, size_t *len);

@@ -46,7 +46,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     long                       expires_in;
     char                      *buf, *token;
-    size_t                     token_len;
+    size_t                     token_len, bom;
     ngx_http_stockprice_str_t  user, password;
 
     ngx_http_stockprice_fuzz_prices(data, size, NULL, 0);
@@ -80,8 +80,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ngx_http_stockprice_parse_credentials(buf, size, &user, &password)
         == 0)
     {
+        /* the user's name starts the buffer, or follows a byte-order mark */
+
+        bom = (size >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) ? 3 : 0;
+
         if (user.len == 0
-            || user.data != buf
+            || user.data != buf + bom
             || password.data + password.len > buf + size
             || memchr(user.data, '\n', user.len) != NULL
             || memchr(password.data, '\n', password.len) != NULL)

@@ -7,6 +7,8 @@
 /* gmtime_r() as the reference for render_time() */
 #define _POSIX_C_SOURCE  200809L
 
+#include <float.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -161,6 +163,76 @@ test_escape_every_byte_reads_back(void **state)
 }
 
 
+/*
+ * Bytes that are not UTF-8 become U+FFFD, one escape per byte; valid
+ * characters pass as they are; the result is always valid UTF-8 JSON
+ */
+
+static void
+test_escape_invalid_utf8(void **state)
+{
+    size_t   i;
+    char    *e;
+
+    static const struct {
+        const char  *in;
+        const char  *out;
+    } cases[] = {
+        { "\xff\xfe", "\\ufffd\\ufffd" },
+        { "a\xe2\x82\xac" "b", "a\xe2\x82\xac" "b" },    /* euro sign */
+        { "\xe2\x82", "\\ufffd\\ufffd" },                  /* cut short */
+        { "\xc0\xaf", "\\ufffd\\ufffd" },                  /* overlong */
+        { "\xed\xa0\x80", "\\ufffd\\ufffd\\ufffd" },      /* a surrogate */
+        { "\xf4\x90\x80\x80", "\\ufffd\\ufffd\\ufffd\\ufffd" },
+        { "\xf0\x9f\x98\x80\"", "\xf0\x9f\x98\x80\\\"" },
+        { "caf\xe9", "caf\\ufffd" },                        /* Latin-1 */
+    };
+
+    (void) state;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        e = escape(cases[i].in, strlen(cases[i].in));
+        assert_string_equal(e, cases[i].out);
+        free(e);
+    }
+}
+
+
+/* a message cut at a byte count loses the character it cut, no more */
+
+static void
+test_utf8_cut(void **state)
+{
+    (void) state;
+
+    assert_int_equal(ngx_http_stockprice_render_utf8_cut("abc", 3), 3);
+    assert_int_equal(ngx_http_stockprice_render_utf8_cut("", 0), 0);
+    assert_int_equal(ngx_http_stockprice_render_utf8_cut("a\xe2\x82\xac", 4),
+                     4);
+    assert_int_equal(ngx_http_stockprice_render_utf8_cut("a\xe2\x82\xac", 3),
+                     1);
+    assert_int_equal(ngx_http_stockprice_render_utf8_cut("a\xe2\x82\xac", 2),
+                     1);
+    assert_int_equal(ngx_http_stockprice_render_utf8_cut("\xf0\x9f\x98", 3), 0);
+    assert_int_equal(ngx_http_stockprice_render_utf8_cut("\xc3\xa9", 2), 2);
+    assert_int_equal(ngx_http_stockprice_render_utf8_cut("x\xc3", 2), 1);
+
+    /* not a character cut short but a stray byte: left to the escape */
+    assert_int_equal(ngx_http_stockprice_render_utf8_cut("x\xff", 2), 2);
+    assert_int_equal(ngx_http_stockprice_render_utf8_cut("\x80\x80\x80\x80", 4),
+                     4);
+}
+
+
+/* the fewest digits worth trying: 15 for a normal double, 1 else */
+
+static int
+first_digits(double v)
+{
+    return (v != 0 && fabs(v) < DBL_MIN) ? 1 : 15;
+}
+
+
 static void
 check_price(double v, const char *expect)
 {
@@ -195,7 +267,12 @@ test_price_known(void **state)
     check_price(-0.0, "-0");
     check_price(-42.5, "-42.5");
     check_price(123456789012345678.0, "1.2345678901234568e+17");
-    check_price(5e-324, "4.94065645841247e-324");
+    check_price(5e-324, "5e-324");
+    check_price(-5e-324, "-5e-324");
+    check_price(1e-320, "1e-320");
+    check_price(1.5e-323, "1.5e-323");
+    check_price(2.2250738585072009e-308, "2.225073858507201e-308");
+    check_price(2.2250738585072014e-308, "2.2250738585072014e-308");
     check_price(-1.7976931348623157e308, "-1.7976931348623157e+308");
 }
 
@@ -213,7 +290,8 @@ test_price_not_finite_is_null(void **state)
 
 /*
  * Random doubles of every magnitude: the output reads back exactly, is a
- * JSON number, and no fewer digits of %.15g / %.16g would have done.
+ * JSON number, and no fewer digits of %.15g / %.16g would have done (of
+ * %.1g ... for a subnormal, whose precision is lower).
  */
 
 static void
@@ -259,7 +337,7 @@ test_price_round_trips(void **state)
 
         /* the precision used: 17 has 17 significant digits, and so on */
 
-        for (digits = 15; digits < 17; digits++) {
+        for (digits = first_digits(v); digits < 17; digits++) {
             snprintf(shorter, sizeof(shorter), "%.*g", digits, v);
 
             if (strtod(shorter, NULL) == v) {
@@ -280,7 +358,7 @@ reference_price(char *buf, size_t size, double v)
 {
     int  digits;
 
-    for (digits = 15; digits < 17; digits++) {
+    for (digits = first_digits(v); digits < 17; digits++) {
         snprintf(buf, size, "%.*g", digits, v);
 
         if (strtod(buf, NULL) == v) {
@@ -760,6 +838,14 @@ test_credentials_and_error(void **state)
     s = two_pass(render_error, &e);
     assert_string_equal(s, "{\"error\":\"unknown symbol \\\"X\\\"\"}");
     free(s);
+
+    e.s = "unknown symbol \"\xff\xfe\"";
+    e.len = strlen(e.s);
+
+    s = two_pass(render_error, &e);
+    assert_string_equal(s, "{\"error\":\"unknown symbol "
+                           "\\\"\\ufffd\\ufffd\\\"\"}");
+    free(s);
 }
 
 
@@ -791,6 +877,7 @@ status_init(ngx_http_stockprice_status_t *st)
     st->consecutive_failures = 1;
     st->auth_calls = 4;
     st->skipped = 5;
+    st->replaced_times = 6;
     st->last_success_ms = 1714560816791LL;
     st->next_refresh_ms = 1714560817298LL;
     st->last_error = "upstream answered \"503\"\n";
@@ -861,7 +948,8 @@ test_status_json(void **state)
     assert_true(number(json, "zoneBytesUsed") == 4096);
     assert_true(number(json, "zoneBytesTotal") == 1048576);
     assert_true(number(json, "zoneBytesNeeded") == 43030);
-    assert_int_equal(cJSON_GetArraySize(json), 15);
+    assert_true(number(json, "replacedValueTimes") == 6);
+    assert_int_equal(cJSON_GetArraySize(json), 16);
 
     cJSON_Delete(json);
     free(s);
@@ -920,6 +1008,7 @@ static const char  *metric_names[] = {
     "stockprice_consecutive_failures",
     "stockprice_auth_calls_total",
     "stockprice_skipped_records_total",
+    "stockprice_replaced_value_times_total",
     "stockprice_last_success_timestamp_seconds",
     "stockprice_next_refresh_timestamp_seconds",
     "stockprice_authenticated",
@@ -988,7 +1077,7 @@ test_status_prometheus(void **state)
         assert_true(next[-1] >= '0' && next[-1] <= '9');
     }
 
-    assert_int_equal(samples, 13);
+    assert_int_equal(samples, 14);
 
     free(s);
 }
@@ -1028,6 +1117,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_escape_every_byte_reads_back),
+        cmocka_unit_test(test_escape_invalid_utf8),
+        cmocka_unit_test(test_utf8_cut),
         cmocka_unit_test(test_price_known),
         cmocka_unit_test(test_price_not_finite_is_null),
         cmocka_unit_test(test_price_round_trips),
