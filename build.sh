@@ -24,7 +24,8 @@ NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 
 PACKAGES="nginx nginx-dev libcurl4-openssl-dev libcjson-dev libcmocka-dev
           gcc make clang perl libtest-simple-perl libhttp-tiny-perl
-          libpcre2-dev libssl-dev zlib1g-dev valgrind wrk"
+          libpcre2-dev libssl-dev zlib1g-dev valgrind wrk openssl
+          ca-certificates"
 
 log() { printf '%s\n' "build.sh: $*" >&2; }
 

@@ -9,6 +9,7 @@
 #include <ngx_event.h>
 
 #include <curl/curl.h>
+#include <openssl/err.h>
 
 #include <ngx_http_stockprice_curl.h>
 
@@ -23,6 +24,7 @@ static void ngx_http_stockprice_curl_check(void);
 static void ngx_http_stockprice_curl_close(ngx_connection_t *c);
 static void ngx_http_stockprice_curl_quit_handler(ngx_event_t *ev);
 static void ngx_http_stockprice_curl_free_watcher(void);
+static void ngx_http_stockprice_curl_clear(void);
 
 
 /* this worker's curl state: one multi handle for every feed */
@@ -176,6 +178,9 @@ ngx_http_stockprice_curl_remove(CURL *easy)
     if (ngx_http_stockprice_curl_multi) {
         curl_multi_remove_handle(ngx_http_stockprice_curl_multi, easy);
     }
+
+    curl_easy_cleanup(easy);
+    ngx_http_stockprice_curl_clear();
 }
 
 
@@ -344,6 +349,20 @@ ngx_http_stockprice_curl_socket_handler(ngx_event_t *ev)
 }
 
 
+/*
+ * curl's TLS runs on nginx's thread, and OpenSSL's error queue is the
+ * thread's: errors curl leaves in it (a failed handshake's shutdown)
+ * would be found by nginx's next SSL call on a client connection and
+ * logged as "ignoring stale global SSL error"
+ */
+
+static void
+ngx_http_stockprice_curl_clear(void)
+{
+    ERR_clear_error();
+}
+
+
 static int
 ngx_http_stockprice_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 {
@@ -400,4 +419,6 @@ ngx_http_stockprice_curl_check(void)
             ngx_http_stockprice_curl_done(msg->easy_handle, msg->data.result);
         }
     }
+
+    ngx_http_stockprice_curl_clear();
 }

@@ -35,7 +35,7 @@ void ngx_http_stockprice_curl_exit(ngx_cycle_t *cycle);
 
 ngx_int_t ngx_http_stockprice_curl_ready(void);
 ngx_int_t ngx_http_stockprice_curl_add(CURL *easy);
-void ngx_http_stockprice_curl_remove(CURL *easy);
+void ngx_http_stockprice_curl_remove(CURL *easy);   /* and cleans it up */
 
 
 #endif /* _NGX_HTTP_STOCKPRICE_CURL_H_INCLUDED_ */

@@ -15,6 +15,7 @@
 #include <ngx_http_stockprice_module.h>
 #include <ngx_http_stockprice_zone.h>
 #include <ngx_http_stockprice_curl.h>
+#include <ngx_http_stockprice_ssl.h>
 #include <ngx_http_stockprice_fetch.h>
 
 
@@ -430,6 +431,8 @@ ngx_http_stockprice_fetch_setopt(ngx_http_stockprice_fetch_t *fetch,
     curl_easy_setopt(easy, CURLOPT_QUICK_EXIT, 1L);
 #endif
 
+    ngx_http_stockprice_ssl_setopt(easy, &feed->ssl);
+
     return NGX_OK;
 }
 
@@ -505,7 +508,6 @@ ngx_http_stockprice_fetch_release(ngx_http_stockprice_fetch_t *fetch)
 {
     if (fetch->easy) {
         ngx_http_stockprice_curl_remove(fetch->easy);
-        curl_easy_cleanup(fetch->easy);
         fetch->easy = NULL;
     }
 
@@ -530,7 +532,6 @@ ngx_http_stockprice_fetch_curl_done(CURL *easy, CURLcode result)
 
     if (fetch == NULL || fetch->easy != easy) {
         ngx_http_stockprice_curl_remove(easy);
-        curl_easy_cleanup(easy);
         return;
     }
 

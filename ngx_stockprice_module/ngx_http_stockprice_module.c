@@ -14,6 +14,7 @@
 #include <ngx_http_stockprice_module.h>
 #include <ngx_http_stockprice_zone.h>
 #include <ngx_http_stockprice_fetch.h>
+#include <ngx_http_stockprice_ssl.h>
 
 
 #define NGX_HTTP_STOCKPRICE_CREDENTIALS_MAX  4096
@@ -73,6 +74,14 @@ static char *ngx_http_stockprice_poll_history(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_max_size(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_ssl_verify(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_ssl_trusted(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_ssl_cert(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_ssl_key(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_check(ngx_conf_t *cf,
     ngx_command_t *cmd, ngx_http_stockprice_poll_t *p);
 static char *ngx_http_stockprice_poll_feed(ngx_conf_t *cf,
@@ -83,8 +92,6 @@ static void ngx_http_stockprice_poll_hashes(ngx_http_stockprice_feed_t *feed,
     ngx_str_t *url);
 static char *ngx_http_stockprice(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_stockprice_conf_read(ngx_conf_t *cf, ngx_str_t *file,
-    const char *what, size_t max, ngx_str_t *content);
 static char *ngx_http_stockprice_conf_symbols_file(ngx_conf_t *cf,
     ngx_str_t *file, ngx_str_t *list);
 static ngx_int_t ngx_http_stockprice_conf_check_url(ngx_str_t *url);
@@ -141,6 +148,11 @@ static ngx_http_stockprice_param_t  ngx_http_stockprice_poll_params[] = {
     { ngx_string("symbols_file="), ngx_http_stockprice_poll_symbols_file },
     { ngx_string("history="), ngx_http_stockprice_poll_history },
     { ngx_string("max_size="), ngx_http_stockprice_poll_max_size },
+    { ngx_string("ssl_verify="), ngx_http_stockprice_poll_ssl_verify },
+    { ngx_string("ssl_trusted_certificate="),
+      ngx_http_stockprice_poll_ssl_trusted },
+    { ngx_string("ssl_certificate="), ngx_http_stockprice_poll_ssl_cert },
+    { ngx_string("ssl_certificate_key="), ngx_http_stockprice_poll_ssl_key },
     { ngx_null_string, NULL }
 };
 
@@ -270,6 +282,7 @@ ngx_http_stockprice_poll(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     poll.feed->timeout = NGX_HTTP_STOCKPRICE_TIMEOUT;
     poll.feed->max_size = NGX_HTTP_STOCKPRICE_MAX_SIZE;
     poll.feed->history = 1;
+    poll.feed->ssl.verify = 1;
     poll.url = value[1];
 
     if (ngx_http_stockprice_conf_check_url(&poll.url) != NGX_OK) {
@@ -520,6 +533,44 @@ ngx_http_stockprice_poll_max_size(ngx_conf_t *cf,
 }
 
 
+static char *
+ngx_http_stockprice_poll_ssl_verify(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value)
+{
+    return ngx_http_stockprice_ssl_verify(cf, &p->feed->ssl, arg, value);
+}
+
+
+static char *
+ngx_http_stockprice_poll_ssl_trusted(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value)
+{
+    return ngx_http_stockprice_ssl_file(cf, &p->feed->ssl,
+                                        NGX_HTTP_STOCKPRICE_SSL_TRUSTED, arg,
+                                        value);
+}
+
+
+static char *
+ngx_http_stockprice_poll_ssl_cert(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value)
+{
+    return ngx_http_stockprice_ssl_file(cf, &p->feed->ssl,
+                                        NGX_HTTP_STOCKPRICE_SSL_CERT, arg,
+                                        value);
+}
+
+
+static char *
+ngx_http_stockprice_poll_ssl_key(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value)
+{
+    return ngx_http_stockprice_ssl_file(cf, &p->feed->ssl,
+                                        NGX_HTTP_STOCKPRICE_SSL_KEY, arg,
+                                        value);
+}
+
+
 /* the parameters together: what one requires of another */
 
 static char *
@@ -545,7 +596,7 @@ ngx_http_stockprice_poll_check(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    return NGX_CONF_OK;
+    return ngx_http_stockprice_ssl_check(cf, &p->feed->ssl);
 }
 
 
@@ -966,7 +1017,7 @@ ngx_http_stockprice_conf_symbols_file(ngx_conf_t *cf, ngx_str_t *file,
 
 /* a whole file of at most "max" bytes, read when the configuration is */
 
-static char *
+char *
 ngx_http_stockprice_conf_read(ngx_conf_t *cf, ngx_str_t *file,
     const char *what, size_t max, ngx_str_t *content)
 {

@@ -24,6 +24,16 @@ typedef struct ngx_http_stockprice_fetch_s  ngx_http_stockprice_fetch_t;
 typedef struct ngx_http_stockprice_ctx_s    ngx_http_stockprice_ctx_t;
 
 
+/* TLS towards the upstream, see ngx_http_stockprice_ssl.c */
+
+typedef struct {
+    ngx_uint_t                      verify;     /* peer and host name */
+    ngx_str_t                       trusted;    /* PEM; NULL: system store */
+    ngx_str_t                       cert;       /* PEM, or NULL */
+    ngx_str_t                       key;        /* PEM, or NULL */
+} ngx_http_stockprice_ssl_t;
+
+
 /* one stockprice_poll: its configuration and this worker's poller */
 
 typedef struct {
@@ -35,6 +45,8 @@ typedef struct {
     ngx_msec_t                      timeout;
     size_t                          max_size;
     ngx_uint_t                      history;
+
+    ngx_http_stockprice_ssl_t       ssl;
 
     ngx_http_stockprice_str_t      *filter;     /* sorted symbols= */
     ngx_uint_t                      nfilter;
@@ -92,6 +104,8 @@ char *ngx_http_stockprice_conf_credentials(ngx_conf_t *cf, ngx_str_t *file,
     ngx_str_t *user, ngx_str_t *password);
 char *ngx_http_stockprice_conf_symbols(ngx_conf_t *cf, ngx_str_t *list,
     ngx_array_t **symbols);
+char *ngx_http_stockprice_conf_read(ngx_conf_t *cf, ngx_str_t *file,
+    const char *what, size_t max, ngx_str_t *content);
 
 
 #endif /* _NGX_HTTP_STOCKPRICE_MODULE_H_INCLUDED_ */

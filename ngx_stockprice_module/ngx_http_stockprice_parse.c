@@ -856,6 +856,14 @@ ngx_http_stockprice_parse_utf8_valid(const unsigned char *s, size_t len)
     size_t  i, n;
 
     for (i = 0; i < len; i += n) {
+
+        /* ASCII, most symbols: no call */
+
+        if (s[i] < 0x80) {
+            n = 1;
+            continue;
+        }
+
         n = ngx_http_stockprice_parse_utf8(s + i, len - i);
 
         if (n == 0) {
