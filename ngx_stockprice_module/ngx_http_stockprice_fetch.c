@@ -381,7 +381,22 @@ ngx_http_stockprice_fetch_setopt(ngx_http_stockprice_fetch_t *fetch,
 
     fetch->headers = headers;
 
-    if (fetch->step == NGX_HTTP_STOCKPRICE_AUTH) {
+    if (fetch->step == NGX_HTTP_STOCKPRICE_AUTH
+        && feed->auth_type == NGX_HTTP_STOCKPRICE_AUTH_OAUTH2)
+    {
+        h = curl_slist_append(headers, "Content-Type: "
+                                       "application/x-www-form-urlencoded");
+        if (h) {
+            h = curl_slist_append(headers, (char *) feed->auth_basic.data);
+        }
+
+        curl_easy_setopt(easy, CURLOPT_URL, feed->auth_url.data);
+        curl_easy_setopt(easy, CURLOPT_POST, 1L);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, feed->auth_body.data);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE,
+                         (long) feed->auth_body.len);
+
+    } else if (fetch->step == NGX_HTTP_STOCKPRICE_AUTH) {
         h = curl_slist_append(headers, "Content-Type: application/json");
 
         curl_easy_setopt(easy, CURLOPT_URL, feed->auth_url.data);
@@ -593,8 +608,15 @@ ngx_http_stockprice_fetch_auth_done(ngx_http_stockprice_fetch_t *fetch,
         return;
     }
 
-    rc = ngx_http_stockprice_parse_token((char *) fetch->buf, fetch->len,
-                                         &token, &len, &expires_in);
+    if (fetch->feed->auth_type == NGX_HTTP_STOCKPRICE_AUTH_OAUTH2) {
+        rc = ngx_http_stockprice_parse_oauth_token((char *) fetch->buf,
+                                                   fetch->len, &token, &len,
+                                                   &expires_in);
+
+    } else {
+        rc = ngx_http_stockprice_parse_token((char *) fetch->buf, fetch->len,
+                                             &token, &len, &expires_in);
+    }
 
     if (rc != NGX_HTTP_STOCKPRICE_PARSE_OK) {
         ngx_http_stockprice_fetch_fail(fetch,

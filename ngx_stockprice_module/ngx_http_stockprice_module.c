@@ -34,6 +34,8 @@ typedef struct {
     ssize_t                         size;
     ngx_str_t                       auth;
     ngx_str_t                       credentials;
+    ngx_str_t                       scope;
+    ngx_uint_t                      auth_type_set;
     ngx_str_t                       list;
     ngx_array_t                    *symbols;
 } ngx_http_stockprice_poll_t;
@@ -66,6 +68,10 @@ static char *ngx_http_stockprice_poll_auth(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_credentials(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_auth_type(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_scope(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_symbols(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_symbols_file(ngx_conf_t *cf,
@@ -88,6 +94,8 @@ static char *ngx_http_stockprice_poll_feed(ngx_conf_t *cf,
     ngx_http_stockprice_main_conf_t *spcf, ngx_http_stockprice_poll_t *p);
 static char *ngx_http_stockprice_poll_auth_body(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p);
+static char *ngx_http_stockprice_poll_oauth2(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *id, ngx_str_t *secret);
 static void ngx_http_stockprice_poll_hashes(ngx_http_stockprice_feed_t *feed,
     ngx_str_t *url);
 static char *ngx_http_stockprice(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -144,6 +152,8 @@ static ngx_http_stockprice_param_t  ngx_http_stockprice_poll_params[] = {
     { ngx_string("timeout="), ngx_http_stockprice_poll_timeout },
     { ngx_string("auth="), ngx_http_stockprice_poll_auth },
     { ngx_string("credentials="), ngx_http_stockprice_poll_credentials },
+    { ngx_string("auth_type="), ngx_http_stockprice_poll_auth_type },
+    { ngx_string("scope="), ngx_http_stockprice_poll_scope },
     { ngx_string("symbols="), ngx_http_stockprice_poll_symbols },
     { ngx_string("symbols_file="), ngx_http_stockprice_poll_symbols_file },
     { ngx_string("history="), ngx_http_stockprice_poll_history },
@@ -454,6 +464,51 @@ ngx_http_stockprice_poll_credentials(ngx_conf_t *cf,
 
 
 static char *
+ngx_http_stockprice_poll_auth_type(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value)
+{
+    if (value->len == sizeof("login") - 1
+        && ngx_strncmp(value->data, "login", value->len) == 0)
+    {
+        p->feed->auth_type = NGX_HTTP_STOCKPRICE_AUTH_LOGIN;
+
+    } else if (value->len == sizeof("client_credentials") - 1
+               && ngx_strncmp(value->data, "client_credentials",
+                              value->len)
+                  == 0)
+    {
+        p->feed->auth_type = NGX_HTTP_STOCKPRICE_AUTH_OAUTH2;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid auth_type \"%V\": must be login or "
+                           "client_credentials", arg);
+        return NGX_CONF_ERROR;
+    }
+
+    p->auth_type_set = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_stockprice_poll_scope(ngx_conf_t *cf, ngx_http_stockprice_poll_t *p,
+    ngx_str_t *arg, ngx_str_t *value)
+{
+    if (value->len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid scope \"%V\"", arg);
+        return NGX_CONF_ERROR;
+    }
+
+    p->scope = *value;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
 ngx_http_stockprice_poll_symbols(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value)
 {
@@ -596,6 +651,21 @@ ngx_http_stockprice_poll_check(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
+    if (p->auth_type_set && p->auth.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"auth_type\" requires \"auth\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (p->scope.len
+        && p->feed->auth_type != NGX_HTTP_STOCKPRICE_AUTH_OAUTH2)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"scope\" requires "
+                           "\"auth_type=client_credentials\"");
+        return NGX_CONF_ERROR;
+    }
+
     return ngx_http_stockprice_ssl_check(cf, &p->feed->ssl);
 }
 
@@ -684,22 +754,32 @@ ngx_http_stockprice_poll_auth_body(ngx_conf_t *cf,
         return rv;
     }
 
-    len = ngx_http_stockprice_render_credentials(NULL,
+    if (feed->auth_type == NGX_HTTP_STOCKPRICE_AUTH_OAUTH2) {
+        rv = ngx_http_stockprice_poll_oauth2(cf, p, &user, &password);
+        ngx_explicit_memzero(password.data, password.len);
+
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+
+    } else {
+        len = ngx_http_stockprice_render_credentials(NULL,
                                        (char *) user.data, user.len,
                                        (char *) password.data, password.len);
 
-    feed->auth_body.data = ngx_pnalloc(cf->pool, len + 1);
-    if (feed->auth_body.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
+        feed->auth_body.data = ngx_pnalloc(cf->pool, len + 1);
+        if (feed->auth_body.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
 
-    feed->auth_body.len = ngx_http_stockprice_render_credentials(
+        feed->auth_body.len = ngx_http_stockprice_render_credentials(
                                        (char *) feed->auth_body.data,
                                        (char *) user.data, user.len,
                                        (char *) password.data, password.len);
-    feed->auth_body.data[feed->auth_body.len] = '\0';
+        feed->auth_body.data[feed->auth_body.len] = '\0';
 
-    ngx_explicit_memzero(password.data, password.len);
+        ngx_explicit_memzero(password.data, password.len);
+    }
 
     /* a NUL-terminated copy for curl */
 
@@ -713,6 +793,92 @@ ngx_http_stockprice_poll_auth_body(ngx_conf_t *cf,
 
     feed->auth_url.data = s;
     feed->auth_url.len = p->auth.len;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * OAuth2 client credentials (RFC 6749 4.4): the form body, and HTTP Basic
+ * of the form-urlencoded id and secret (2.3.1), made once; the secret
+ * leaves no copy but the header
+ */
+
+static char *
+ngx_http_stockprice_poll_oauth2(ngx_conf_t *cf, ngx_http_stockprice_poll_t *p,
+    ngx_str_t *id, ngx_str_t *secret)
+{
+    u_char                      *q;
+    size_t                       len;
+    ngx_str_t                    plain, basic;
+    ngx_http_stockprice_feed_t  *feed;
+
+    feed = p->feed;
+
+    len = sizeof("grant_type=client_credentials") - 1;
+
+    if (p->scope.len) {
+        len += sizeof("&scope=") - 1
+               + ngx_http_stockprice_render_form(NULL, (char *) p->scope.data,
+                                                 p->scope.len);
+    }
+
+    feed->auth_body.data = ngx_pnalloc(cf->pool, len + 1);
+    if (feed->auth_body.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    q = ngx_cpymem(feed->auth_body.data, "grant_type=client_credentials",
+                   sizeof("grant_type=client_credentials") - 1);
+
+    if (p->scope.len) {
+        q = ngx_cpymem(q, "&scope=", sizeof("&scope=") - 1);
+        q += ngx_http_stockprice_render_form((char *) q,
+                                             (char *) p->scope.data,
+                                             p->scope.len);
+    }
+
+    *q = '\0';
+    feed->auth_body.len = q - feed->auth_body.data;
+
+    plain.len = ngx_http_stockprice_render_form(NULL, (char *) id->data,
+                                                id->len)
+                + 1
+                + ngx_http_stockprice_render_form(NULL, (char *) secret->data,
+                                                  secret->len);
+
+    plain.data = ngx_pnalloc(cf->pool, plain.len);
+    if (plain.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    q = plain.data;
+    q += ngx_http_stockprice_render_form((char *) q, (char *) id->data,
+                                         id->len);
+    *q++ = ':';
+    q += ngx_http_stockprice_render_form((char *) q, (char *) secret->data,
+                                         secret->len);
+
+    len = sizeof("Authorization: Basic ") - 1
+          + ngx_base64_encoded_length(plain.len);
+
+    feed->auth_basic.data = ngx_pnalloc(cf->pool, len + 1);
+    if (feed->auth_basic.data == NULL) {
+        ngx_explicit_memzero(plain.data, plain.len);
+        return NGX_CONF_ERROR;
+    }
+
+    q = ngx_cpymem(feed->auth_basic.data, "Authorization: Basic ",
+                   sizeof("Authorization: Basic ") - 1);
+
+    basic.data = q;
+    ngx_encode_base64(&basic, &plain);
+    q += basic.len;
+    *q = '\0';
+
+    feed->auth_basic.len = q - feed->auth_basic.data;
+
+    ngx_explicit_memzero(plain.data, plain.len);
 
     return NGX_CONF_OK;
 }
@@ -745,6 +911,8 @@ ngx_http_stockprice_poll_hashes(ngx_http_stockprice_feed_t *feed,
     ngx_md5_update(&md5, feed->auth_url.data, feed->auth_url.len);
     ngx_md5_update(&md5, "", 1);
     ngx_md5_update(&md5, feed->auth_body.data, feed->auth_body.len);
+    ngx_md5_update(&md5, "", 1);
+    ngx_md5_update(&md5, feed->auth_basic.data, feed->auth_basic.len);
     ngx_md5_update(&md5, "", 1);
     ngx_md5_update(&md5, url->data, p - url->data);
     ngx_md5_final(feed->token_owner, &md5);

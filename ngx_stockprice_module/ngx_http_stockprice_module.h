@@ -19,6 +19,9 @@
 #define NGX_HTTP_STOCKPRICE_AGENT    "ngx_stockprice/" \
                                      NGX_HTTP_STOCKPRICE_VERSION
 
+#define NGX_HTTP_STOCKPRICE_AUTH_LOGIN   0
+#define NGX_HTTP_STOCKPRICE_AUTH_OAUTH2  1
+
 
 typedef struct ngx_http_stockprice_fetch_s  ngx_http_stockprice_fetch_t;
 typedef struct ngx_http_stockprice_ctx_s    ngx_http_stockprice_ctx_t;
@@ -39,7 +42,9 @@ typedef struct {
 typedef struct {
     ngx_str_t                       url;        /* with ?symbols=, NUL */
     ngx_str_t                       auth_url;   /* NUL; len 0: no auth */
-    ngx_str_t                       auth_body;  /* JSON credentials */
+    ngx_str_t                       auth_body;  /* JSON, or OAuth2 form */
+    ngx_uint_t                      auth_type;  /* AUTH_LOGIN, _OAUTH2 */
+    ngx_str_t                       auth_basic; /* "Authorization: Basic" */
 
     ngx_msec_t                      interval;
     ngx_msec_t                      timeout;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cjson/cJSON.h>
 
@@ -75,6 +76,8 @@ static int ngx_http_stockprice_parse_digits(const char *s, size_t n, int min,
     int max);
 static size_t ngx_http_stockprice_parse_scan(const char *buf, size_t start,
     size_t len, size_t budget, int *last);
+static int ngx_http_stockprice_parse_answer(const char *buf, size_t len,
+    int oauth, char **token, size_t *token_len, long *expires_in);
 static void ngx_http_stockprice_parse_fields(const cJSON *item,
     ngx_http_stockprice_fields_t *f);
 static int ngx_http_stockprice_parse_numeric(const char *s, double *value);
@@ -930,6 +933,26 @@ int
 ngx_http_stockprice_parse_token(const char *buf, size_t len, char **token,
     size_t *token_len, long *expires_in)
 {
+    return ngx_http_stockprice_parse_answer(buf, len, 0, token, token_len,
+                                            expires_in);
+}
+
+
+int
+ngx_http_stockprice_parse_oauth_token(const char *buf, size_t len,
+    char **token, size_t *token_len, long *expires_in)
+{
+    return ngx_http_stockprice_parse_answer(buf, len, 1, token, token_len,
+                                            expires_in);
+}
+
+
+/* a login's {"token","expiresIn"} or OAuth2's {"access_token",...} */
+
+static int
+ngx_http_stockprice_parse_answer(const char *buf, size_t len, int oauth,
+    char **token, size_t *token_len, long *expires_in)
+{
     int           rc;
     char         *copy;
     size_t        i, n;
@@ -964,7 +987,20 @@ ngx_http_stockprice_parse_token(const char *buf, size_t len, char **token,
 
     rc = NGX_HTTP_STOCKPRICE_PARSE_BAD_TOKEN;
 
-    v = cJSON_GetObjectItemCaseSensitive(root, "token");
+    if (oauth) {
+        /* RFC 6749 5.1: only a bearer token is of use here */
+
+        v = cJSON_GetObjectItemCaseSensitive(root, "token_type");
+
+        if (v && (!cJSON_IsString(v) || v->valuestring == NULL
+                  || strcasecmp(v->valuestring, "bearer") != 0))
+        {
+            goto done;
+        }
+    }
+
+    v = cJSON_GetObjectItemCaseSensitive(root, oauth ? "access_token"
+                                                     : "token");
 
     if (!cJSON_IsString(v) || v->valuestring == NULL) {
         goto done;
@@ -993,7 +1029,8 @@ ngx_http_stockprice_parse_token(const char *buf, size_t len, char **token,
     memcpy(*token, v->valuestring, n);
     *token_len = n;
 
-    v = cJSON_GetObjectItemCaseSensitive(root, "expiresIn");
+    v = cJSON_GetObjectItemCaseSensitive(root, oauth ? "expires_in"
+                                                     : "expiresIn");
 
     /* seconds: a number or a numeric string */
 

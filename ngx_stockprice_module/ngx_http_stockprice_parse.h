@@ -166,6 +166,15 @@ int ngx_http_stockprice_parse_token(const char *buf, size_t len,
     char **token, size_t *token_len, long *expires_in);
 
 /*
+ * The same for an OAuth2 token answer (RFC 6749 5.1):
+ * {"access_token":"...","token_type":"Bearer","expires_in":3600}; a
+ * token_type other than Bearer (any case) is BAD_TOKEN, a missing one is
+ * taken for Bearer.
+ */
+int ngx_http_stockprice_parse_oauth_token(const char *buf, size_t len,
+    char **token, size_t *token_len, long *expires_in);
+
+/*
  * Parses a credentials file's contents: the first line (up to "\n" or
  * "\r\n", after a UTF-8 byte-order mark if there is one) split at its
  * first ':'.  Returns 0 and points into "buf"; -1 if there is no ':' in

@@ -469,6 +469,54 @@ ngx_http_stockprice_render_record(char *dst,
 }
 
 
+/*
+ * application/x-www-form-urlencoded (RFC 6749 appendix B): letters,
+ * digits and "-._~" as they are, a blank as "+", any other byte %XX
+ */
+
+size_t
+ngx_http_stockprice_render_form(char *dst, const char *src, size_t len)
+{
+    size_t         i, n;
+    unsigned char  c;
+
+    for (i = 0, n = 0; i < len; i++) {
+        c = (unsigned char) src[i];
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'
+            || c == '~')
+        {
+            if (dst) {
+                dst[n] = (char) c;
+            }
+
+            n++;
+            continue;
+        }
+
+        if (c == ' ') {
+            if (dst) {
+                dst[n] = '+';
+            }
+
+            n++;
+            continue;
+        }
+
+        if (dst) {
+            dst[n] = '%';
+            dst[n + 1] = "0123456789ABCDEF"[c >> 4];
+            dst[n + 2] = "0123456789ABCDEF"[c & 0xf];
+        }
+
+        n += 3;
+    }
+
+    return n;
+}
+
+
 size_t
 ngx_http_stockprice_render_credentials(char *dst, const char *user,
     size_t user_len, const char *password, size_t password_len)

@@ -96,6 +96,13 @@ size_t ngx_http_stockprice_render_record(char *dst,
     const ngx_http_stockprice_record_t *rec, const char *mtime,
     size_t mtime_len);
 
+/*
+ * application/x-www-form-urlencoded: alphanumerics and "-._~" kept, a
+ * blank as "+", other bytes as %XX
+ */
+size_t ngx_http_stockprice_render_form(char *dst, const char *src,
+    size_t len);
+
 /* {"username":"…","password":"…"} */
 size_t ngx_http_stockprice_render_credentials(char *dst, const char *user,
     size_t user_len, const char *password, size_t password_len);

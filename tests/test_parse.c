@@ -1141,6 +1141,63 @@ test_token_expires_in(void **state)
 }
 
 
+/* OAuth2: access_token, a bearer token_type (any case), expires_in */
+
+static void
+test_oauth_token(void **state)
+{
+    int      rc;
+    char    *tok;
+    long     exp;
+    size_t   i, len;
+
+    static const struct {
+        const char  *body;
+        int          ok;
+        long         expires_in;
+    } cases[] = {
+        { "{\"access_token\":\"abc\",\"token_type\":\"Bearer\","
+          "\"expires_in\":3600}", 1, 3600 },
+        { "{\"access_token\":\"abc\",\"token_type\":\"bearer\"}", 1, -1 },
+        { "{\"access_token\":\"abc\",\"token_type\":\"BEARER\","
+          "\"expires_in\":\"60\"}", 1, 60 },
+        { "{\"access_token\":\"abc\"}", 1, -1 },
+        { "{\"access_token\":\"abc\",\"token_type\":\"mac\"}", 0, 0 },
+        { "{\"access_token\":\"abc\",\"token_type\":\"\"}", 0, 0 },
+        { "{\"access_token\":\"abc\",\"token_type\":1}", 0, 0 },
+        { "{\"token\":\"abc\",\"token_type\":\"Bearer\"}", 0, 0 },
+        { "{\"access_token\":\"a b\",\"token_type\":\"Bearer\"}", 0, 0 },
+        { "{\"access_token\":\"abc\",\"expiresIn\":60}", 1, -1 },
+    };
+
+    (void) state;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        tok = NULL;
+        rc = ngx_http_stockprice_parse_oauth_token(cases[i].body,
+                                                   strlen(cases[i].body),
+                                                   &tok, &len, &exp);
+
+        if (!cases[i].ok) {
+            assert_int_equal(rc, NGX_HTTP_STOCKPRICE_PARSE_BAD_TOKEN);
+            assert_null(tok);
+            continue;
+        }
+
+        assert_int_equal(rc, NGX_HTTP_STOCKPRICE_PARSE_OK);
+        assert_int_equal(len, 3);
+        assert_memory_equal(tok, "abc", 3);
+        assert_int_equal(exp, cases[i].expires_in);
+        free(tok);
+    }
+
+    /* and the login's names are not OAuth2's */
+
+    assert_int_equal(TOKEN("{\"access_token\":\"abc\"}"),
+                     NGX_HTTP_STOCKPRICE_PARSE_BAD_TOKEN);
+}
+
+
 static void
 test_token_bad(void **state)
 {
@@ -1947,6 +2004,7 @@ main(void)
         cmocka_unit_test(test_token_good),
         cmocka_unit_test(test_token_expires_in),
         cmocka_unit_test(test_token_bad),
+        cmocka_unit_test(test_oauth_token),
         cmocka_unit_test(test_token_length_limit),
         cmocka_unit_test(test_credentials),
         cmocka_unit_test(test_credentials_bad),

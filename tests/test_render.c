@@ -198,6 +198,28 @@ test_escape_invalid_utf8(void **state)
 }
 
 
+/* application/x-www-form-urlencoded, as RFC 6749 appendix B has it */
+
+static void
+test_form(void **state)
+{
+    char    buf[64];
+    size_t  n;
+
+    (void) state;
+
+    n = ngx_http_stockprice_render_form(NULL, "s:e%c+r\xc3\xa9t ~-._Az9", 18);
+    assert_int_equal(n, ngx_http_stockprice_render_form(buf,
+                                        "s:e%c+r\xc3\xa9t ~-._Az9", 18));
+    buf[n] = '\0';
+    assert_string_equal(buf, "s%3Ae%25c%2Br%C3%A9t+~-._Az9");
+
+    n = ngx_http_stockprice_render_form(buf, "a&b=c/d?", 8);
+    buf[n] = '\0';
+    assert_string_equal(buf, "a%26b%3Dc%2Fd%3F");
+}
+
+
 /* a message cut at a byte count loses the character it cut, no more */
 
 static void
@@ -1119,6 +1141,7 @@ main(void)
         cmocka_unit_test(test_escape_every_byte_reads_back),
         cmocka_unit_test(test_escape_invalid_utf8),
         cmocka_unit_test(test_utf8_cut),
+        cmocka_unit_test(test_form),
         cmocka_unit_test(test_price_known),
         cmocka_unit_test(test_price_not_finite_is_null),
         cmocka_unit_test(test_price_round_trips),

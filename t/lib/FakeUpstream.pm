@@ -25,6 +25,12 @@ package FakeUpstream;
 #   user, password  the credentials accepted (default alice, pa"ss:word)
 #   users     instead: a list of [user, password] pairs, any of them
 #             accepted; credentials($i) gives the i-th (default the first)
+#   oauth     1: POST /auth speaks OAuth2 client credentials (RFC 6749
+#             4.4) instead of the JSON login: a form body
+#             grant_type=client_credentials[&scope=...] and HTTP Basic of
+#             the form-urlencoded id and secret (a users pair); answers
+#             {"access_token","token_type","expires_in"}; the scope asked
+#             for goes to the request's record as "scope"
 #
 # The test steers it at run time through a control file (JSON, read on
 # every request) and reads its counters from a stats file (JSON, written
@@ -53,6 +59,7 @@ package FakeUpstream;
 #             an old token gets 401, a fresh token works again)
 #   expires   expiresIn of issued tokens, enforced (default 3600; 0: left
 #             out, the token never expires)
+#   token_type  with oauth: the token_type answered (default "Bearer")
 
 use strict;
 use warnings;
@@ -75,6 +82,7 @@ sub start {
         t        => $t,
         port     => $port,
         name     => $opts{name},
+        oauth    => $opts{oauth},
         control  => "$dir/$file.control",
         stats    => "$dir/$file.stats",
         users    => $opts{users}
@@ -219,10 +227,13 @@ sub handle {
             sleep $ctl->{auth_delay};
         }
 
-        my $cred = eval { $json->decode($req->{body}) } // {};
+        my $cred = $self->{oauth} ? $self->oauth_client($req)
+                                  : eval { $json->decode($req->{body}) } // {};
 
         if (ref $cred eq 'HASH'
-            && ($req->{headers}{'content-type'} // '') =~ m{application/json}
+            && ($req->{headers}{'content-type'} // '')
+               =~ ($self->{oauth} ? qr{^application/x-www-form-urlencoded$}
+                                  : qr{application/json})
             && grep { ($cred->{username} // '') eq $_->[0]
                       && ($cred->{password} // '') eq $_->[1] }
                     @{ $self->{users} })
@@ -236,6 +247,11 @@ sub handle {
             my $e = $ctl->{expires} // 3600;
             $tokens->{$token} = $e ? Time::HiRes::time() + $e : 'never';
             $a{expiresIn} = $e if $e;
+            %a = (access_token => $token,
+                  token_type => $ctl->{token_type} // 'Bearer',
+                  $e ? (expires_in => $e) : ())
+                if $self->{oauth};
+            $stats->{requests}[-1]{scope} = $cred->{scope};
             ($status, $body) = (200, $json->encode(\%a));
 
         } else {
@@ -369,6 +385,30 @@ sub prices {
     push @recs, @{ $ctl->{records} // [] };
 
     return $json->encode(\@recs);
+}
+
+
+# OAuth2: {username, password, scope} from Basic and the form body, or
+# undef if the body is not grant_type=client_credentials[&scope=...]
+
+sub oauth_client {
+    my ($self, $req) = @_;
+
+    my ($basic) = ($req->{headers}{authorization} // '') =~ /^Basic (\S+)$/
+        or return undef;
+
+    require MIME::Base64;
+    my ($id, $secret) = split /:/, MIME::Base64::decode_base64($basic), 2;
+    return undef unless defined $secret;
+
+    my ($scope) = $req->{body} =~ /^grant_type=client_credentials
+                                   (?:&scope=([^&]*))?$/x
+        or return undef;
+
+    my $form = sub { my $v = shift; $v =~ tr/+/ /; uri_unescape($v) };
+
+    return { username => $form->($id), password => $form->($secret),
+             scope => defined $scope ? $form->($scope) : undef };
 }
 
 
