@@ -16,6 +16,7 @@
 #include <ngx_http_stockprice_zone.h>
 #include <ngx_http_stockprice_curl.h>
 #include <ngx_http_stockprice_ssl.h>
+#include <ngx_http_stockprice_request.h>
 #include <ngx_http_stockprice_fetch.h>
 
 
@@ -367,6 +368,8 @@ ngx_http_stockprice_fetch_setopt(ngx_http_stockprice_fetch_t *fetch,
     CURL *easy)
 {
     u_char                      *p;
+    ngx_str_t                   *line;
+    ngx_uint_t                   i;
     struct curl_slist           *headers, *h;
     ngx_http_stockprice_feed_t  *feed;
     u_char                       auth[sizeof("Authorization: Bearer ")
@@ -416,6 +419,12 @@ ngx_http_stockprice_fetch_setopt(ngx_http_stockprice_fetch_t *fetch,
 
             h = curl_slist_append(headers, (char *) auth);
             ngx_explicit_memzero(auth, sizeof(auth));
+        }
+
+        line = feed->headers ? feed->headers->elts : NULL;
+
+        for (i = 0; h && feed->headers && i < feed->headers->nelts; i++) {
+            h = curl_slist_append(headers, (char *) line[i].data);
         }
 
         curl_easy_setopt(easy, CURLOPT_URL, feed->url.data);
@@ -1064,8 +1073,11 @@ ngx_http_stockprice_fetch_fail(ngx_http_stockprice_fetch_t *fetch,
     p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
     va_end(args);
 
+    /* curl's reason may quote the URL: $NAME for a secret's value */
+
     error.data = buf;
-    error.len = p - buf;
+    error.len = ngx_http_stockprice_request_scrub(fetch->feed, buf, p - buf,
+                                                  sizeof(buf));
 
     ngx_http_stockprice_fetch_finish(fetch, &error);
 }

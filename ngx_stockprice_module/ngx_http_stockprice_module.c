@@ -15,6 +15,7 @@
 #include <ngx_http_stockprice_zone.h>
 #include <ngx_http_stockprice_fetch.h>
 #include <ngx_http_stockprice_ssl.h>
+#include <ngx_http_stockprice_request.h>
 
 
 #define NGX_HTTP_STOCKPRICE_CREDENTIALS_MAX  4096
@@ -38,6 +39,8 @@ typedef struct {
     ngx_uint_t                      auth_type_set;
     ngx_str_t                       list;
     ngx_array_t                    *symbols;
+    ngx_array_t                    *secrets;
+    ngx_array_t                    *headers;
 } ngx_http_stockprice_poll_t;
 
 
@@ -47,6 +50,7 @@ typedef char *(*ngx_http_stockprice_poll_pt)(ngx_conf_t *cf,
 typedef struct {
     ngx_str_t                       name;       /* "zone=" */
     ngx_http_stockprice_poll_pt     set;
+    ngx_uint_t                      multi;      /* may be given again */
 } ngx_http_stockprice_param_t;
 
 
@@ -88,6 +92,10 @@ static char *ngx_http_stockprice_poll_ssl_cert(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_ssl_key(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_secret(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_header(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_check(ngx_conf_t *cf,
     ngx_command_t *cmd, ngx_http_stockprice_poll_t *p);
 static char *ngx_http_stockprice_poll_feed(ngx_conf_t *cf,
@@ -103,9 +111,8 @@ static char *ngx_http_stockprice(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_stockprice_conf_symbols_file(ngx_conf_t *cf,
     ngx_str_t *file, ngx_str_t *list);
 static ngx_int_t ngx_http_stockprice_conf_check_url(ngx_str_t *url);
-static ngx_int_t ngx_http_stockprice_conf_make_url(ngx_conf_t *cf,
-    ngx_http_stockprice_feed_t *feed, ngx_str_t *url, ngx_str_t *list,
-    ngx_array_t *symbols);
+static ngx_int_t ngx_http_stockprice_conf_filter(ngx_conf_t *cf,
+    ngx_http_stockprice_feed_t *feed, ngx_array_t *symbols);
 static int ngx_libc_cdecl ngx_http_stockprice_conf_cmp_str(const void *one,
     const void *two);
 static ngx_int_t ngx_http_stockprice_init_process(ngx_cycle_t *cycle);
@@ -147,23 +154,25 @@ static ngx_command_t  ngx_http_stockprice_commands[] = {
 
 
 static ngx_http_stockprice_param_t  ngx_http_stockprice_poll_params[] = {
-    { ngx_string("zone="), ngx_http_stockprice_poll_zone },
-    { ngx_string("interval="), ngx_http_stockprice_poll_interval },
-    { ngx_string("timeout="), ngx_http_stockprice_poll_timeout },
-    { ngx_string("auth="), ngx_http_stockprice_poll_auth },
-    { ngx_string("credentials="), ngx_http_stockprice_poll_credentials },
-    { ngx_string("auth_type="), ngx_http_stockprice_poll_auth_type },
-    { ngx_string("scope="), ngx_http_stockprice_poll_scope },
-    { ngx_string("symbols="), ngx_http_stockprice_poll_symbols },
-    { ngx_string("symbols_file="), ngx_http_stockprice_poll_symbols_file },
-    { ngx_string("history="), ngx_http_stockprice_poll_history },
-    { ngx_string("max_size="), ngx_http_stockprice_poll_max_size },
-    { ngx_string("ssl_verify="), ngx_http_stockprice_poll_ssl_verify },
+    { ngx_string("zone="), ngx_http_stockprice_poll_zone, 0 },
+    { ngx_string("interval="), ngx_http_stockprice_poll_interval, 0 },
+    { ngx_string("timeout="), ngx_http_stockprice_poll_timeout, 0 },
+    { ngx_string("auth="), ngx_http_stockprice_poll_auth, 0 },
+    { ngx_string("credentials="), ngx_http_stockprice_poll_credentials, 0 },
+    { ngx_string("auth_type="), ngx_http_stockprice_poll_auth_type, 0 },
+    { ngx_string("scope="), ngx_http_stockprice_poll_scope, 0 },
+    { ngx_string("symbols="), ngx_http_stockprice_poll_symbols, 0 },
+    { ngx_string("symbols_file="), ngx_http_stockprice_poll_symbols_file, 0 },
+    { ngx_string("history="), ngx_http_stockprice_poll_history, 0 },
+    { ngx_string("max_size="), ngx_http_stockprice_poll_max_size, 0 },
+    { ngx_string("ssl_verify="), ngx_http_stockprice_poll_ssl_verify, 0 },
     { ngx_string("ssl_trusted_certificate="),
-      ngx_http_stockprice_poll_ssl_trusted },
-    { ngx_string("ssl_certificate="), ngx_http_stockprice_poll_ssl_cert },
-    { ngx_string("ssl_certificate_key="), ngx_http_stockprice_poll_ssl_key },
-    { ngx_null_string, NULL }
+      ngx_http_stockprice_poll_ssl_trusted, 0 },
+    { ngx_string("ssl_certificate="), ngx_http_stockprice_poll_ssl_cert, 0 },
+    { ngx_string("ssl_certificate_key="), ngx_http_stockprice_poll_ssl_key, 0 },
+    { ngx_string("secret="), ngx_http_stockprice_poll_secret, 1 },
+    { ngx_string("header="), ngx_http_stockprice_poll_header, 1 },
+    { ngx_null_string, NULL, 0 }
 };
 
 
@@ -322,7 +331,9 @@ ngx_http_stockprice_poll(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
-        if (seen & (1 << (param - ngx_http_stockprice_poll_params))) {
+        if (!param->multi
+            && (seen & (1 << (param - ngx_http_stockprice_poll_params))))
+        {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "duplicate parameter \"%V\"", &value[i]);
             return NGX_CONF_ERROR;
@@ -626,6 +637,22 @@ ngx_http_stockprice_poll_ssl_key(ngx_conf_t *cf,
 }
 
 
+static char *
+ngx_http_stockprice_poll_secret(ngx_conf_t *cf, ngx_http_stockprice_poll_t *p,
+    ngx_str_t *arg, ngx_str_t *value)
+{
+    return ngx_http_stockprice_request_secret(cf, &p->secrets, arg, value);
+}
+
+
+static char *
+ngx_http_stockprice_poll_header(ngx_conf_t *cf, ngx_http_stockprice_poll_t *p,
+    ngx_str_t *arg, ngx_str_t *value)
+{
+    return ngx_http_stockprice_request_header(cf, &p->headers, arg, value);
+}
+
+
 /* the parameters together: what one requires of another */
 
 static char *
@@ -690,11 +717,14 @@ ngx_http_stockprice_poll_feed(ngx_conf_t *cf,
         }
     }
 
-    if (ngx_http_stockprice_conf_make_url(cf, feed, &p->url, &p->list,
-                                          p->symbols)
-        != NGX_OK)
-    {
+    if (ngx_http_stockprice_conf_filter(cf, feed, p->symbols) != NGX_OK) {
         return NGX_CONF_ERROR;
+    }
+
+    rv = ngx_http_stockprice_request_make(cf, feed, &p->url, &p->list,
+                                          p->secrets, p->headers);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
 
     ngx_http_stockprice_poll_hashes(feed, &p->url);
@@ -968,62 +998,33 @@ ngx_http_stockprice_conf_check_url(ngx_str_t *url)
 }
 
 
+/* the parser's filter: symbols= sorted and unique */
+
 static ngx_int_t
-ngx_http_stockprice_conf_make_url(ngx_conf_t *cf,
-    ngx_http_stockprice_feed_t *feed, ngx_str_t *url, ngx_str_t *list,
-    ngx_array_t *symbols)
+ngx_http_stockprice_conf_filter(ngx_conf_t *cf,
+    ngx_http_stockprice_feed_t *feed, ngx_array_t *symbols)
 {
-    u_char      *p;
-    size_t       len;
     ngx_str_t   *sym;
     ngx_uint_t   i;
 
-    len = url->len + 1;
-
-    if (symbols) {
-        /* the parser's filter: sorted and unique */
-
-        feed->filter = ngx_palloc(cf->pool, symbols->nelts
-                                          * sizeof(ngx_http_stockprice_str_t));
-        if (feed->filter == NULL) {
-            return NGX_ERROR;
-        }
-
-        sym = symbols->elts;
-
-        for (i = 0; i < symbols->nelts; i++) {
-            feed->filter[i].data = (char *) sym[i].data;
-            feed->filter[i].len = sym[i].len;
-        }
-
-        feed->nfilter = symbols->nelts;
-
-        /* upstream: the list as the operator wrote it */
-
-        len += sizeof("?symbols=") - 1 + list->len
-               + 2 * ngx_escape_uri(NULL, list->data, list->len,
-                                    NGX_ESCAPE_ARGS);
+    if (symbols == NULL) {
+        return NGX_OK;
     }
 
-    p = ngx_pnalloc(cf->pool, len);
-    if (p == NULL) {
+    feed->filter = ngx_palloc(cf->pool, symbols->nelts
+                                        * sizeof(ngx_http_stockprice_str_t));
+    if (feed->filter == NULL) {
         return NGX_ERROR;
     }
 
-    feed->url.data = p;
-    p = ngx_cpymem(p, url->data, url->len);
+    sym = symbols->elts;
 
-    if (symbols) {
-        p = ngx_cpymem(p, ngx_strlchr(url->data, url->data + url->len, '?')
-                          ? "&symbols=" : "?symbols=",
-                       sizeof("?symbols=") - 1);
-
-        p = (u_char *) ngx_escape_uri(p, list->data, list->len,
-                                      NGX_ESCAPE_ARGS);
+    for (i = 0; i < symbols->nelts; i++) {
+        feed->filter[i].data = (char *) sym[i].data;
+        feed->filter[i].len = sym[i].len;
     }
 
-    feed->url.len = p - feed->url.data;
-    *p = '\0';
+    feed->nfilter = symbols->nelts;
 
     return NGX_OK;
 }

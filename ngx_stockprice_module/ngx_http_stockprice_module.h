@@ -52,6 +52,8 @@ typedef struct {
     ngx_uint_t                      history;
 
     ngx_http_stockprice_ssl_t       ssl;
+    ngx_array_t                    *headers;    /* "Name: value" lines */
+    ngx_array_t                    *secrets;    /* request.c's */
 
     ngx_http_stockprice_str_t      *filter;     /* sorted symbols= */
     ngx_uint_t                      nfilter;

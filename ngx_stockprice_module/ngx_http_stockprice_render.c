@@ -44,6 +44,8 @@ static size_t ngx_http_stockprice_render_put_label(char *dst, size_t n,
 
 static int ngx_http_stockprice_render_decimal(char *buf, double price);
 static size_t ngx_http_stockprice_render_fewest(char *buf, double price);
+static size_t ngx_http_stockprice_render_percent(char *dst, const char *src,
+    size_t len, int form);
 
 
 static const char  ngx_http_stockprice_render_hex[] = "0123456789abcdef";
@@ -477,6 +479,23 @@ ngx_http_stockprice_render_record(char *dst,
 size_t
 ngx_http_stockprice_render_form(char *dst, const char *src, size_t len)
 {
+    return ngx_http_stockprice_render_percent(dst, src, len, 1);
+}
+
+
+/* RFC 3986: unreserved characters as they are, any other byte %XX */
+
+size_t
+ngx_http_stockprice_render_uri(char *dst, const char *src, size_t len)
+{
+    return ngx_http_stockprice_render_percent(dst, src, len, 0);
+}
+
+
+static size_t
+ngx_http_stockprice_render_percent(char *dst, const char *src, size_t len,
+    int form)
+{
     size_t         i, n;
     unsigned char  c;
 
@@ -495,7 +514,7 @@ ngx_http_stockprice_render_form(char *dst, const char *src, size_t len)
             continue;
         }
 
-        if (c == ' ') {
+        if (c == ' ' && form) {
             if (dst) {
                 dst[n] = '+';
             }

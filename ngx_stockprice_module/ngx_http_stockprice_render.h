@@ -103,6 +103,10 @@ size_t ngx_http_stockprice_render_record(char *dst,
 size_t ngx_http_stockprice_render_form(char *dst, const char *src,
     size_t len);
 
+/* percent-encoding of RFC 3986: all but letters, digits and "-._~" */
+size_t ngx_http_stockprice_render_uri(char *dst, const char *src,
+    size_t len);
+
 /* {"username":"…","password":"…"} */
 size_t ngx_http_stockprice_render_credentials(char *dst, const char *user,
     size_t user_len, const char *password, size_t password_len);
