@@ -54,7 +54,8 @@ make_cert('server', 'ca', 'IP:127.0.0.1');
 make_cert('wrong', 'ca', 'DNS:wrong.example');
 make_cert('client', 'client-ca', 'DNS:client.example');
 
-my $poll = 'interval=300ms timeout=2s';
+# TLS handshakes under valgrind take seconds
+my $poll = 'interval=300ms timeout=' . $t->limit(2) . 's';
 
 $t->write_config(<<"EOF2");
 %%MODULE%%
