@@ -448,6 +448,9 @@ ngx_http_stockprice_fetch_setopt(ngx_http_stockprice_fetch_t *fetch,
                      (curl_off_t) feed->max_size);
     curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+
+    /* proxy= or none: "" keeps curl from the environment's http_proxy */
+    curl_easy_setopt(easy, CURLOPT_PROXY, feed->proxy.data);
 #if (LIBCURL_VERSION_NUM >= 0x075500)
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif

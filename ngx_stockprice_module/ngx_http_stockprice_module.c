@@ -92,6 +92,8 @@ static char *ngx_http_stockprice_poll_ssl_cert(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_ssl_key(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_proxy(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_secret(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_header(ngx_conf_t *cf,
@@ -170,6 +172,7 @@ static ngx_http_stockprice_param_t  ngx_http_stockprice_poll_params[] = {
       ngx_http_stockprice_poll_ssl_trusted, 0 },
     { ngx_string("ssl_certificate="), ngx_http_stockprice_poll_ssl_cert, 0 },
     { ngx_string("ssl_certificate_key="), ngx_http_stockprice_poll_ssl_key, 0 },
+    { ngx_string("proxy="), ngx_http_stockprice_poll_proxy, 0 },
     { ngx_string("secret="), ngx_http_stockprice_poll_secret, 1 },
     { ngx_string("header="), ngx_http_stockprice_poll_header, 1 },
     { ngx_null_string, NULL, 0 }
@@ -302,6 +305,7 @@ ngx_http_stockprice_poll(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     poll.feed->max_size = NGX_HTTP_STOCKPRICE_MAX_SIZE;
     poll.feed->history = 1;
     poll.feed->ssl.verify = 1;
+    ngx_str_set(&poll.feed->proxy, "");
     poll.url = value[1];
 
     if (ngx_http_stockprice_conf_check_url(&poll.url) != NGX_OK) {
@@ -634,6 +638,57 @@ ngx_http_stockprice_poll_ssl_key(ngx_conf_t *cf,
     return ngx_http_stockprice_ssl_file(cf, &p->feed->ssl,
                                         NGX_HTTP_STOCKPRICE_SSL_KEY, arg,
                                         value);
+}
+
+
+/* a forward proxy for every upstream request; the environment's are not */
+
+static char *
+ngx_http_stockprice_poll_proxy(ngx_conf_t *cf, ngx_http_stockprice_poll_t *p,
+    ngx_str_t *arg, ngx_str_t *value)
+{
+    u_char      *s;
+    ngx_str_t    rest;
+    ngx_uint_t   i;
+
+    static ngx_str_t  schemes[] = {
+        ngx_string("http://"), ngx_string("https://"),
+        ngx_string("socks5h://")
+    };
+
+    for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+        if (value->len > schemes[i].len
+            && ngx_strncasecmp(value->data, schemes[i].data, schemes[i].len)
+               == 0)
+        {
+            break;
+        }
+    }
+
+    rest.data = value->data + (i < 3 ? schemes[i].len : 0);
+    rest.len = value->len - (rest.data - value->data);
+
+    if (i == 3 || rest.data[0] == '/' || rest.data[0] == ':'
+        || ngx_strlchr(rest.data, rest.data + rest.len, '$'))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid proxy \"%V\": must be http://, "
+                           "https:// or socks5h:// and a host", arg);
+        return NGX_CONF_ERROR;
+    }
+
+    s = ngx_pnalloc(cf->pool, value->len + 1);
+    if (s == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(s, value->data, value->len);
+    s[value->len] = '\0';
+
+    p->feed->proxy.data = s;
+    p->feed->proxy.len = value->len;
+
+    return NGX_CONF_OK;
 }
 
 

@@ -52,6 +52,7 @@ typedef struct {
     ngx_uint_t                      history;
 
     ngx_http_stockprice_ssl_t       ssl;
+    ngx_str_t                       proxy;      /* NUL; "": none */
     ngx_array_t                    *headers;    /* "Name: value" lines */
     ngx_array_t                    *secrets;    /* request.c's */
 
