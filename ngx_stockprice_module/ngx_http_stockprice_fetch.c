@@ -24,6 +24,7 @@
 #define NGX_HTTP_STOCKPRICE_LEASE_SLACK  2000
 
 #define NGX_HTTP_STOCKPRICE_BUF_MIN      16384
+#define NGX_HTTP_STOCKPRICE_RETRY_AFTER_MAX  3600   /* seconds */
 
 /*
  * A large body is parsed, rendered and stored in slices, each followed by
@@ -72,6 +73,7 @@ struct ngx_http_stockprice_fetch_s {
     ngx_http_stockprice_step_e      step;
     unsigned                        retried:1;
     unsigned                        too_large:1;
+    ngx_msec_t                      retry_after;  /* of a 429 or 503 */
 
     struct timeval                  start;      /* measurement time */
 
@@ -549,6 +551,7 @@ static void
 ngx_http_stockprice_fetch_curl_done(CURL *easy, CURLcode result)
 {
     long                          status;
+    curl_off_t                    retry;
     ngx_http_stockprice_fetch_t  *fetch;
 
     fetch = NULL;
@@ -560,6 +563,19 @@ ngx_http_stockprice_fetch_curl_done(CURL *easy, CURLcode result)
     if (fetch == NULL || fetch->easy != easy) {
         ngx_http_stockprice_curl_remove(easy);
         return;
+    }
+
+    /* seconds, or an HTTP date made seconds by curl; an hour at most */
+
+    fetch->retry_after = 0;
+
+    if ((status == 429 || status == 503)
+        && curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &retry)
+           == CURLE_OK
+        && retry > 0)
+    {
+        fetch->retry_after = (ngx_msec_t) ngx_min(retry,
+                                NGX_HTTP_STOCKPRICE_RETRY_AFTER_MAX) * 1000;
     }
 
     ngx_http_stockprice_fetch_release(fetch);
@@ -616,7 +632,16 @@ ngx_http_stockprice_fetch_auth_done(ngx_http_stockprice_fetch_t *fetch,
     ngx_int_t  set;
 
     if (status < 200 || status > 299) {
-        ngx_http_stockprice_fetch_fail(fetch, "auth answered %l", status);
+        if (fetch->retry_after) {
+            ngx_http_stockprice_fetch_fail(fetch, "auth answered %l, retry "
+                                           "after %M s", status,
+                                           fetch->retry_after / 1000);
+
+        } else {
+            ngx_http_stockprice_fetch_fail(fetch, "auth answered %l",
+                                           status);
+        }
+
         return;
     }
 
@@ -682,7 +707,16 @@ ngx_http_stockprice_fetch_prices_done(ngx_http_stockprice_fetch_t *fetch,
     }
 
     if (status < 200 || status > 299) {
-        ngx_http_stockprice_fetch_fail(fetch, "upstream answered %l", status);
+        if (fetch->retry_after) {
+            ngx_http_stockprice_fetch_fail(fetch, "upstream answered %l, "
+                                           "retry after %M s", status,
+                                           fetch->retry_after / 1000);
+
+        } else {
+            ngx_http_stockprice_fetch_fail(fetch, "upstream answered %l",
+                                           status);
+        }
+
         return;
     }
 
@@ -1092,9 +1126,10 @@ static void
 ngx_http_stockprice_fetch_finish(ngx_http_stockprice_fetch_t *fetch,
     ngx_str_t *error)
 {
-    ngx_uint_t                          skipped, replaced, nsymbols;
-    ngx_msec_t                          delay;
-    ngx_http_stockprice_parse_stats_t  *stats;
+    ngx_uint_t                           skipped, replaced, nsymbols;
+    ngx_msec_t                           delay;
+    ngx_http_stockprice_parse_stats_t   *stats;
+    ngx_http_stockprice_zone_outcome_t   outcome;
 
     stats = &fetch->parser.stats;
 
@@ -1107,9 +1142,15 @@ ngx_http_stockprice_fetch_finish(ngx_http_stockprice_fetch_t *fetch,
         replaced = stats->bad_time;
     }
 
-    if (ngx_http_stockprice_zone_refresh_done(fetch->ctx, fetch->lease, error,
-                                              skipped, replaced, &delay,
-                                              &nsymbols)
+    outcome.error = error;
+    outcome.skipped = skipped;
+    outcome.replaced = replaced;
+    outcome.retry_after = error ? fetch->retry_after : 0;
+
+    fetch->retry_after = 0;
+
+    if (ngx_http_stockprice_zone_refresh_done(fetch->ctx, fetch->lease,
+                                              &outcome, &delay, &nsymbols)
         != NGX_OK)
     {
         ngx_http_stockprice_fetch_lost(fetch);

@@ -18,7 +18,7 @@
 #define NGX_HTTP_STOCKPRICE_SEC_FIRST  (-62167219200LL)
 #define NGX_HTTP_STOCKPRICE_SEC_LAST   253402300799LL
 
-#define NGX_HTTP_STOCKPRICE_NMETRICS   14
+#define NGX_HTTP_STOCKPRICE_NMETRICS   15
 
 
 typedef struct {
@@ -105,6 +105,9 @@ static const ngx_http_stockprice_metric_t
     { "stockprice_next_refresh_timestamp_seconds", "gauge",
       "Unix time of the next refresh, 0 if unknown." },
     { "stockprice_authenticated", "gauge", "1 if a token is held." },
+    { "stockprice_rate_limited_until_timestamp_seconds", "gauge",
+      "Unix time before which the upstream asked not to be called, 0 if "
+      "none." },
     { "stockprice_zone_bytes_used", "gauge", "Zone bytes in use." },
     { "stockprice_zone_bytes_total", "gauge", "Zone size in bytes." },
     { "stockprice_zone_bytes_needed", "gauge",
@@ -603,6 +606,9 @@ ngx_http_stockprice_render_status_json(char *dst,
     n += ngx_http_stockprice_render_put(dst, n, ",\"nextRefresh\":", 15);
     n += ngx_http_stockprice_render_put_time(dst, n, st->next_refresh_ms);
 
+    n += ngx_http_stockprice_render_put(dst, n, ",\"rateLimitedUntil\":", 20);
+    n += ngx_http_stockprice_render_put_time(dst, n, st->rate_limited_ms);
+
     n += ngx_http_stockprice_render_put(dst, n, ",\"authenticated\":", 17);
 
     if (st->authenticated) {
@@ -645,9 +651,11 @@ ngx_http_stockprice_render_status_prometheus(char *dst,
     values[9] = st->next_refresh_ms > 0
                 ? (uint64_t) st->next_refresh_ms / 1000 : 0;
     values[10] = st->authenticated ? 1 : 0;
-    values[11] = st->zone_bytes_used;
-    values[12] = st->zone_bytes_total;
-    values[13] = st->zone_bytes_needed;
+    values[11] = st->rate_limited_ms > 0
+                 ? (uint64_t) st->rate_limited_ms / 1000 : 0;
+    values[12] = st->zone_bytes_used;
+    values[13] = st->zone_bytes_total;
+    values[14] = st->zone_bytes_needed;
 
     n = 0;
 

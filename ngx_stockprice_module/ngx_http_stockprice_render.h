@@ -44,6 +44,7 @@ typedef struct {
     uint64_t                        replaced_times; /* value times */
     int64_t                         last_success_ms;  /* unix ms, <0: never */
     int64_t                         next_refresh_ms;  /* unix ms, <0: unknown */
+    int64_t                         rate_limited_ms;  /* unix ms, <0: none */
     const char                     *last_error;     /* NULL: null */
     size_t                          last_error_len;
     int                             authenticated;

@@ -359,9 +359,10 @@ ngx_http_stockprice_zone_count_auth(ngx_http_stockprice_ctx_t *ctx,
 
 ngx_int_t
 ngx_http_stockprice_zone_refresh_done(ngx_http_stockprice_ctx_t *ctx,
-    uint64_t lease, ngx_str_t *error, ngx_uint_t skipped, ngx_uint_t replaced,
+    uint64_t lease, ngx_http_stockprice_zone_outcome_t *outcome,
     ngx_msec_t *delay, ngx_uint_t *nsymbols)
 {
+    ngx_str_t                 *error;
     ngx_uint_t                 n;
     ngx_msec_t                 wait, interval;
     ngx_time_t                *tp;
@@ -379,8 +380,9 @@ ngx_http_stockprice_zone_refresh_done(ngx_http_stockprice_ctx_t *ctx,
         return NGX_DECLINED;
     }
 
-    sh->skipped += skipped;
-    sh->replaced += replaced;
+    error = outcome->error;
+    sh->skipped += outcome->skipped;
+    sh->replaced += outcome->replaced;
 
     if (error == NULL) {
         sh->refreshes++;
@@ -404,6 +406,14 @@ ngx_http_stockprice_zone_refresh_done(ngx_http_stockprice_ctx_t *ctx,
 
         wait = ngx_min(wait, ngx_max(interval,
                                      NGX_HTTP_STOCKPRICE_BACKOFF_MAX));
+    }
+
+    /* 429 or 503 with Retry-After: nothing to the upstream before then */
+
+    if (outcome->retry_after) {
+        wait = ngx_max(wait, outcome->retry_after);
+        sh->rate_limited_ms = (int64_t) tp->sec * 1000 + tp->msec
+                              + outcome->retry_after;
     }
 
     sh->next_refresh = ngx_current_msec + wait;
@@ -1252,6 +1262,7 @@ ngx_http_stockprice_zone_status(ngx_http_stockprice_ctx_t *ctx,
 
     sh = ctx->sh;
     tp = ngx_timeofday();
+    now = (int64_t) tp->sec * 1000 + (int64_t) tp->msec;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
@@ -1294,7 +1305,6 @@ ngx_http_stockprice_zone_status(ngx_http_stockprice_ctx_t *ctx,
             next = sh->last_end_ms + ctx->feed->interval;
         }
 
-        now = (int64_t) tp->sec * 1000 + (int64_t) tp->msec;
         st->next_refresh_ms = ngx_max(next, now);
 
     } else {
@@ -1303,6 +1313,10 @@ ngx_http_stockprice_zone_status(ngx_http_stockprice_ctx_t *ctx,
 
     st->zone_bytes_used = sh->fixed
                           + (sh->snapshot ? sh->snapshot->size : 0);
+
+    now = (int64_t) tp->sec * 1000 + (int64_t) tp->msec;
+    st->rate_limited_ms = (sh->rate_limited_ms > now) ? sh->rate_limited_ms
+                                                      : -1;
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 

@@ -86,6 +86,7 @@ typedef struct {
     ngx_uint_t                      scheduled;  /* next_refresh is set */
     int64_t                         next_refresh_ms;  /* unix ms, status */
     int64_t                         last_end_ms;
+    int64_t                         rate_limited_ms;  /* unix ms, 0: none */
 
     /* the snapshot served lies in one half, the next is made in the other */
     u_char                         *half[2];
@@ -146,6 +147,16 @@ typedef struct {
     uint32_t                        nolder;     /* older records kept */
     uint32_t                        older_len;
 } ngx_http_stockprice_zone_plan_t;
+
+
+/* how a refresh ended, for zone_refresh_done() */
+
+typedef struct {
+    ngx_str_t                      *error;      /* NULL: it succeeded */
+    ngx_uint_t                      skipped;    /* records */
+    ngx_uint_t                      replaced;   /* value times */
+    ngx_msec_t                      retry_after;  /* 0: none asked for */
+} ngx_http_stockprice_zone_outcome_t;
 
 
 /* a snapshot made in steps by the lease holder: build_start(), step()... */
@@ -217,8 +228,8 @@ void ngx_http_stockprice_zone_lease_drop(ngx_http_stockprice_ctx_t *ctx,
 ngx_int_t ngx_http_stockprice_zone_count_auth(ngx_http_stockprice_ctx_t *ctx,
     uint64_t lease);
 ngx_int_t ngx_http_stockprice_zone_refresh_done(
-    ngx_http_stockprice_ctx_t *ctx, uint64_t lease, ngx_str_t *error,
-    ngx_uint_t skipped, ngx_uint_t replaced, ngx_msec_t *delay,
+    ngx_http_stockprice_ctx_t *ctx, uint64_t lease,
+    ngx_http_stockprice_zone_outcome_t *outcome, ngx_msec_t *delay,
     ngx_uint_t *nsymbols);
 
 ngx_int_t ngx_http_stockprice_zone_token_get(ngx_http_stockprice_ctx_t *ctx,

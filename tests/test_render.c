@@ -908,6 +908,7 @@ status_init(ngx_http_stockprice_status_t *st)
     st->zone_bytes_used = 4096;
     st->zone_bytes_total = 1048576;
     st->zone_bytes_needed = 43030;
+    st->rate_limited_ms = -1;
 }
 
 
@@ -971,7 +972,9 @@ test_status_json(void **state)
     assert_true(number(json, "zoneBytesTotal") == 1048576);
     assert_true(number(json, "zoneBytesNeeded") == 43030);
     assert_true(number(json, "replacedValueTimes") == 6);
-    assert_int_equal(cJSON_GetArraySize(json), 16);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(
+                                 json, "rateLimitedUntil")));
+    assert_int_equal(cJSON_GetArraySize(json), 17);
 
     cJSON_Delete(json);
     free(s);
@@ -1034,6 +1037,7 @@ static const char  *metric_names[] = {
     "stockprice_last_success_timestamp_seconds",
     "stockprice_next_refresh_timestamp_seconds",
     "stockprice_authenticated",
+    "stockprice_rate_limited_until_timestamp_seconds",
     "stockprice_zone_bytes_used",
     "stockprice_zone_bytes_total",
     "stockprice_zone_bytes_needed",
@@ -1099,7 +1103,7 @@ test_status_prometheus(void **state)
         assert_true(next[-1] >= '0' && next[-1] <= '9');
     }
 
-    assert_int_equal(samples, 14);
+    assert_int_equal(samples, 15);
 
     free(s);
 }

@@ -60,6 +60,7 @@ package FakeUpstream;
 #   expires   expiresIn of issued tokens, enforced (default 3600; 0: left
 #             out, the token never expires)
 #   token_type  with oauth: the token_type answered (default "Bearer")
+#   headers   extra response headers of prices answers, { name => value }
 
 use strict;
 use warnings;
@@ -348,8 +349,15 @@ sub handle {
         return;
     }
 
+    my $extra = '';
+
+    if ($req->{path} eq '/prices') {
+        my $h = $ctl->{headers} // {};
+        $extra = join '', map { "$_: $h->{$_}\r\n" } sort keys %$h;
+    }
+
     print $c "HTTP/1.1 $status X\r\nContent-Type: application/json\r\n"
-             . "Content-Length: " . length($body) . "\r\n"
+             . "Content-Length: " . length($body) . "\r\n" . $extra
              . "Connection: close\r\n\r\n" . $body;
 }
 
