@@ -73,6 +73,9 @@ sub limited {
 
     $up->control({ auth => 0 });
 
+    # counted from here: a refresh in flight at the switch to $status may
+    # have ended well after $st0 was read
+
     my $st = $t->status;
     my $until = iso_ms($st->{rateLimitedUntil});
 
@@ -89,7 +92,7 @@ sub limited {
     ok(!$t->wait_for(sub { $up->stats->{prices} > $n1 }, $wait - 1, 1),
        "$name: no request for " . ($wait - 1) . ' s');
 
-    ok($t->wait_status('refreshes', $st0->{refreshes} + 1, $wait + 5),
+    ok($t->wait_status('refreshes', $st->{refreshes} + 1, $wait + 5),
        "$name: then the refreshes go on");
     ok(time - $refused >= $wait - 1, "$name: not before the time named");
     is($t->status->{rateLimitedUntil}, undef, "$name: null again");
