@@ -120,6 +120,8 @@ static void ngx_http_stockprice_fetch_auth_done(
     ngx_http_stockprice_fetch_t *fetch, long status);
 static void ngx_http_stockprice_fetch_prices_done(
     ngx_http_stockprice_fetch_t *fetch, long status);
+static void ngx_http_stockprice_fetch_refused(
+    ngx_http_stockprice_fetch_t *fetch, long status);
 static void ngx_http_stockprice_fetch_slice_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_stockprice_fetch_parsed(
     ngx_http_stockprice_fetch_t *fetch, int rc);
@@ -632,16 +634,7 @@ ngx_http_stockprice_fetch_auth_done(ngx_http_stockprice_fetch_t *fetch,
     ngx_int_t  set;
 
     if (status < 200 || status > 299) {
-        if (fetch->retry_after) {
-            ngx_http_stockprice_fetch_fail(fetch, "auth answered %l, retry "
-                                           "after %M s", status,
-                                           fetch->retry_after / 1000);
-
-        } else {
-            ngx_http_stockprice_fetch_fail(fetch, "auth answered %l",
-                                           status);
-        }
-
+        ngx_http_stockprice_fetch_refused(fetch, status);
         return;
     }
 
@@ -707,16 +700,7 @@ ngx_http_stockprice_fetch_prices_done(ngx_http_stockprice_fetch_t *fetch,
     }
 
     if (status < 200 || status > 299) {
-        if (fetch->retry_after) {
-            ngx_http_stockprice_fetch_fail(fetch, "upstream answered %l, "
-                                           "retry after %M s", status,
-                                           fetch->retry_after / 1000);
-
-        } else {
-            ngx_http_stockprice_fetch_fail(fetch, "upstream answered %l",
-                                           status);
-        }
-
+        ngx_http_stockprice_fetch_refused(fetch, status);
         return;
     }
 
@@ -730,6 +714,27 @@ ngx_http_stockprice_fetch_prices_done(ngx_http_stockprice_fetch_t *fetch,
     fetch->stage = NGX_HTTP_STOCKPRICE_PARSING;
 
     ngx_http_stockprice_fetch_slice_handler(&fetch->slice);
+}
+
+
+/* an answer other than 2xx: a failed refresh, with its Retry-After */
+
+static void
+ngx_http_stockprice_fetch_refused(ngx_http_stockprice_fetch_t *fetch,
+    long status)
+{
+    const char  *what;
+
+    what = (fetch->step == NGX_HTTP_STOCKPRICE_AUTH) ? "auth" : "upstream";
+
+    if (fetch->retry_after) {
+        ngx_http_stockprice_fetch_fail(fetch, "%s answered %l, retry after "
+                                       "%M s", what, status,
+                                       fetch->retry_after / 1000);
+        return;
+    }
+
+    ngx_http_stockprice_fetch_fail(fetch, "%s answered %l", what, status);
 }
 
 
