@@ -141,19 +141,7 @@ for my $case (
 {
     my ($name, $params, $re) = @$case;
 
-    $t->write_config(<<"EOF2");
-%%MODULE%%
-%%BASE%%
-events { }
-http {
-    $base $params;
-}
-EOF2
-
-    my ($rc, $out) = $t->test_config;
-
-    isnt($rc, 0, "$name: nginx -t fails");
-    like($out, qr/$re.* in \S*nginx\.conf:7/, "$name: says why, where");
+    $t->config_fails($name, "$base $params;", $re);
 }
 
 done_testing;

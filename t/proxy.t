@@ -89,19 +89,7 @@ for my $case (
 {
     my ($name, $param, $re) = @$case;
 
-    $t->write_config(<<"EOF2");
-%%MODULE%%
-%%BASE%%
-events { }
-http {
-    stockprice_poll http://127.0.0.1:1/prices zone=s:64k $param;
-}
-EOF2
-
-    my ($rc, $out) = $t->test_config;
-
-    isnt($rc, 0, "$name: nginx -t fails");
-    like($out, qr/$re.* in \S*nginx\.conf:7/, "$name: says why, where");
+    $t->config_fails($name, "stockprice_poll http://127.0.0.1:1/prices zone=s:64k $param;", $re);
 }
 
 is(do {

@@ -174,19 +174,7 @@ for my $case (
 {
     my ($name, $params, $re) = @$case;
 
-    $t->write_config(<<"EOF2");
-%%MODULE%%
-%%BASE%%
-events { }
-http {
-    $params;
-}
-EOF2
-
-    my ($rc, $out) = $t->test_config;
-
-    isnt($rc, 0, "$name: nginx -t fails");
-    like($out, qr/$re.* in \S*nginx\.conf:7/, "$name: says why, where");
+    my $out = $t->config_fails($name, "$params;", $re);
     ok(index($out, $key) < 0, "$name: no secret in what nginx -t says");
 }
 

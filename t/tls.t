@@ -192,19 +192,7 @@ my @bad = (
 for my $case (@bad) {
     my ($name, $params, $re) = @$case;
 
-    $t->write_config(<<"EOF2");
-%%MODULE%%
-%%BASE%%
-events { }
-http {
-    $base $params;
-}
-EOF2
-
-    my ($rc, $out) = $t->test_config;
-
-    isnt($rc, 0, "$name: nginx -t fails");
-    like($out, qr/$re.* in \Q$d\E\/nginx\.conf:7/, "$name: says why, where");
+    $t->config_fails($name, "$base $params;", $re);
 }
 
 $t->write_config(<<"EOF2");

@@ -187,6 +187,27 @@ sub test_config {
 }
 
 
+# a configuration of one line in its http block (line 7 of nginx.conf)
+# that nginx -t must refuse with a message matching $re naming that line:
+# two assertions, "$name: nginx -t fails" and "$name: says why, where";
+# returns nginx -t's output for more
+
+sub config_fails {
+    my ($self, $name, $http, $re) = @_;
+
+    $self->write_config("%%MODULE%%\n%%BASE%%\nevents { }\nhttp {\n"
+                        . "    $http\n}\n");
+
+    my ($rc, $out) = $self->test_config;
+
+    isnt($rc, 0, "$name: nginx -t fails");
+    like($out, qr/$re.* in \Q$self->{dir}\E\/nginx\.conf:7\b/,
+         "$name: says why, where");
+
+    return $out;
+}
+
+
 sub run {
     my ($self) = @_;
 
