@@ -709,7 +709,8 @@ ngx_http_stockprice_fetch_prices_done(ngx_http_stockprice_fetch_t *fetch,
     fetch->renewed = ngx_current_msec - NGX_HTTP_STOCKPRICE_LEASE_POLL;
 
     ngx_http_stockprice_parse_start(&fetch->parser, (char *) fetch->buf,
-                                    fetch->len, feed->filter, feed->nfilter);
+                                    fetch->len, &feed->shape, NULL, 0,
+                                    feed->filter, feed->nfilter);
 
     fetch->stage = NGX_HTTP_STOCKPRICE_PARSING;
 
@@ -833,8 +834,13 @@ ngx_http_stockprice_fetch_slice_handler(ngx_event_t *ev)
 static ngx_int_t
 ngx_http_stockprice_fetch_parsed(ngx_http_stockprice_fetch_t *fetch, int rc)
 {
-    size_t                         n;
-    ngx_http_stockprice_record_t  *recs;
+    size_t                              n;
+    ngx_str_t                          *records;
+    ngx_http_stockprice_record_t       *recs;
+    ngx_http_stockprice_parse_stats_t  *st;
+
+    st = &fetch->parser.stats;
+    records = &fetch->feed->records;
 
     if (rc == NGX_HTTP_STOCKPRICE_PARSE_OK) {
         rc = ngx_http_stockprice_parse_done(&fetch->parser, &recs, &n);
@@ -855,14 +861,40 @@ ngx_http_stockprice_fetch_parsed(ngx_http_stockprice_fetch_t *fetch, int rc)
                                        "upstream response is not valid JSON");
         return NGX_DONE;
 
+    case NGX_HTTP_STOCKPRICE_PARSE_NOT_FOUND:
+        ngx_http_stockprice_fetch_fail(fetch, "upstream response has nothing "
+                                       "at \"records=%V\"", records);
+        return NGX_DONE;
+
     case NGX_HTTP_STOCKPRICE_PARSE_NOT_ARRAY:
-        ngx_http_stockprice_fetch_fail(fetch,
-                                     "upstream response is not a JSON array");
+        if (records->len) {
+            ngx_http_stockprice_fetch_fail(fetch, "upstream response has no "
+                                           "array or object at "
+                                           "\"records=%V\"", records);
+
+        } else {
+            ngx_http_stockprice_fetch_fail(fetch, "upstream response is not "
+                                           "a JSON array or object");
+        }
+
         return NGX_DONE;
 
     default:
         ngx_http_stockprice_fetch_fail(fetch,
                                        "cannot parse upstream response");
+        return NGX_DONE;
+    }
+
+    if (n == 0 && st->bad_symbol + st->bad_price + st->not_object) {
+        /* a provider's note in place of its records, as a rule */
+        ngx_http_stockprice_fetch_fail(fetch, "no valid record in upstream "
+                                       "response, %uz skipped (%uz bad "
+                                       "symbol, %uz bad price, %uz not an "
+                                       "object)",
+                                       st->bad_symbol + st->bad_price
+                                       + st->not_object,
+                                       st->bad_symbol, st->bad_price,
+                                       st->not_object);
         return NGX_DONE;
     }
 

@@ -98,6 +98,12 @@ static char *ngx_http_stockprice_poll_secret(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_header(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_field(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_time_field(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_pointer(ngx_conf_t *cf, ngx_str_t *arg,
+    ngx_str_t *value, ngx_http_stockprice_pointer_t *pointer);
 static char *ngx_http_stockprice_poll_check(ngx_conf_t *cf,
     ngx_command_t *cmd, ngx_http_stockprice_poll_t *p);
 static char *ngx_http_stockprice_poll_feed(ngx_conf_t *cf,
@@ -175,6 +181,10 @@ static ngx_http_stockprice_param_t  ngx_http_stockprice_poll_params[] = {
     { ngx_string("proxy="), ngx_http_stockprice_poll_proxy, 0 },
     { ngx_string("secret="), ngx_http_stockprice_poll_secret, 1 },
     { ngx_string("header="), ngx_http_stockprice_poll_header, 1 },
+    { ngx_string("records="), ngx_http_stockprice_poll_field, 0 },
+    { ngx_string("symbol_field="), ngx_http_stockprice_poll_field, 0 },
+    { ngx_string("price_field="), ngx_http_stockprice_poll_field, 0 },
+    { ngx_string("time_field="), ngx_http_stockprice_poll_time_field, 0 },
     { ngx_null_string, NULL, 0 }
 };
 
@@ -306,6 +316,7 @@ ngx_http_stockprice_poll(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     poll.feed->history = 1;
     poll.feed->ssl.verify = 1;
     ngx_str_set(&poll.feed->proxy, "");
+    ngx_http_stockprice_parse_shape_default(&poll.feed->shape);
     poll.url = value[1];
 
     if (ngx_http_stockprice_conf_check_url(&poll.url) != NGX_OK) {
@@ -642,6 +653,121 @@ ngx_http_stockprice_poll_ssl_key(ngx_conf_t *cf,
 
 
 /* a forward proxy for every upstream request; the environment's are not */
+
+/* records=, symbol_field=, price_field=: JSON Pointers */
+
+static char *
+ngx_http_stockprice_poll_field(ngx_conf_t *cf, ngx_http_stockprice_poll_t *p,
+    ngx_str_t *arg, ngx_str_t *value)
+{
+    ngx_http_stockprice_shape_t  *shape;
+
+    shape = &p->feed->shape;
+
+    switch (arg->data[0]) {
+
+    case 'r':
+        p->feed->records = *value;
+        return ngx_http_stockprice_poll_pointer(cf, arg, value,
+                                                &shape->records);
+
+    case 's':
+        return ngx_http_stockprice_poll_pointer(cf, arg, value,
+                                                &shape->symbol);
+
+    default: /* 'p' */
+        return ngx_http_stockprice_poll_pointer(cf, arg, value,
+                                                &shape->price);
+    }
+}
+
+
+/*
+ * time_field=POINTER[:UNIT]: the unit after the last ":", so that a
+ * pointer holding a ":" is written with its unit, "/a:b:iso"
+ */
+
+static char *
+ngx_http_stockprice_poll_time_field(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value)
+{
+    int         unit;
+    u_char     *colon;
+    ngx_str_t   pointer;
+
+    pointer = *value;
+    unit = NGX_HTTP_STOCKPRICE_TIME_ISO;
+
+    for (colon = value->data + value->len; colon > value->data; colon--) {
+        if (colon[-1] == ':') {
+            break;
+        }
+    }
+
+    if (colon > value->data) {
+        pointer.len = colon - 1 - value->data;
+
+        unit = ngx_http_stockprice_parse_time_unit((char *) colon,
+                                         value->data + value->len - colon);
+        if (unit == -1) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid time unit in \"%V\": must be iso, s, "
+                               "ms, us or ns", arg);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    p->feed->shape.time_unit = unit;
+
+    return ngx_http_stockprice_poll_pointer(cf, arg, &pointer,
+                                            &p->feed->shape.time);
+}
+
+
+static char *
+ngx_http_stockprice_poll_pointer(ngx_conf_t *cf, ngx_str_t *arg,
+    ngx_str_t *value, ngx_http_stockprice_pointer_t *pointer)
+{
+    int          rc;
+    char        *out;
+    const char  *why;
+
+    out = ngx_pnalloc(cf->pool, value->len + 1);
+    if (out == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rc = ngx_http_stockprice_pointer_compile(pointer, (char *) value->data,
+                                             value->len, out);
+
+    switch (rc) {
+
+    case NGX_HTTP_STOCKPRICE_POINTER_OK:
+        return NGX_CONF_OK;
+
+    case NGX_HTTP_STOCKPRICE_POINTER_NO_SLASH:
+        why = "a JSON Pointer is empty or starts with \"/\"";
+        break;
+
+    case NGX_HTTP_STOCKPRICE_POINTER_ESCAPE:
+        why = "\"~\" must be followed by \"0\" or \"1\"";
+        break;
+
+    case NGX_HTTP_STOCKPRICE_POINTER_DEEP:
+        why = "more than 16 tokens";
+        break;
+
+    default:
+        why = "a NUL byte";
+        break;
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid JSON Pointer in \"%V\": "
+                       "%s", arg, why);
+
+    return NGX_CONF_ERROR;
+}
+
 
 static char *
 ngx_http_stockprice_poll_proxy(ngx_conf_t *cf, ngx_http_stockprice_poll_t *p,

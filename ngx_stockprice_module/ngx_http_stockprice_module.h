@@ -56,6 +56,9 @@ typedef struct {
     ngx_array_t                    *headers;    /* "Name: value" lines */
     ngx_array_t                    *secrets;    /* request.c's */
 
+    ngx_http_stockprice_shape_t     shape;      /* records=, *_field= */
+    ngx_str_t                       records;    /* as configured */
+
     ngx_http_stockprice_str_t      *filter;     /* sorted symbols= */
     ngx_uint_t                      nfilter;
     uint64_t                        filter_hash;  /* 0: no symbols= */

@@ -63,22 +63,27 @@ static cJSON *ngx_http_stockprice_parse_json(const char *buf, size_t len);
 static size_t ngx_http_stockprice_parse_skip_space(const char *buf, size_t i,
     size_t len);
 static int ngx_http_stockprice_parse_whole(ngx_http_stockprice_parser_t *p);
+static int ngx_http_stockprice_parse_rest(ngx_http_stockprice_parser_t *p,
+    size_t end);
 static int ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p,
-    cJSON *root);
+    const cJSON *root, int keyed);
 static char *ngx_http_stockprice_parse_copy(const char *buf, size_t len);
 static void ngx_http_stockprice_parse_wipe(char *buf, size_t len);
 static void ngx_http_stockprice_parse_patch(char *buf, size_t len);
 static int ngx_http_stockprice_parse_escape(const char *p, const char *end);
 static long ngx_http_stockprice_parse_hex4(const char *p, const char *end);
-static int ngx_http_stockprice_parse_record(const cJSON *item,
-    ngx_http_stockprice_record_t *rec, ngx_http_stockprice_parse_stats_t *st);
+static int ngx_http_stockprice_parse_record(ngx_http_stockprice_parser_t *p,
+    const cJSON *item, const char *key, ngx_http_stockprice_record_t *rec);
+static int ngx_http_stockprice_parse_symbol(ngx_http_stockprice_parser_t *p,
+    const cJSON *v, const char *key, ngx_http_stockprice_record_t *rec);
+static void ngx_http_stockprice_parse_time(ngx_http_stockprice_parser_t *p,
+    const cJSON *v, ngx_http_stockprice_record_t *rec);
 static int ngx_http_stockprice_parse_digits(const char *s, size_t n, int min,
     int max);
-static size_t ngx_http_stockprice_parse_scan(const char *buf, size_t start,
-    size_t len, size_t budget, int *last);
 static int ngx_http_stockprice_parse_answer(const char *buf, size_t len,
     int oauth, char **token, size_t *token_len, long *expires_in);
-static void ngx_http_stockprice_parse_fields(const cJSON *item,
+static void ngx_http_stockprice_parse_fields(
+    const ngx_http_stockprice_shape_t *shape, const cJSON *item,
     ngx_http_stockprice_fields_t *f);
 static int ngx_http_stockprice_parse_numeric(const char *s, double *value);
 static const char *ngx_http_stockprice_parse_digits_end(const char *p);
@@ -93,10 +98,20 @@ static int ngx_http_stockprice_parse_string_equal(const cJSON *v,
 static ngx_http_stockprice_arena_t  ngx_http_stockprice_parse_arena;
 
 
-/* the bytes that cut or nest elements of the top array */
+/* the original service's shape */
 
-static const unsigned char  ngx_http_stockprice_parse_structural[256] = {
-    ['"'] = 1, [','] = 1, ['['] = 1, [']'] = 1, ['{'] = 1, ['}'] = 1
+static const ngx_http_stockprice_shape_t  ngx_http_stockprice_parse_default = {
+    .symbol = { 1, { "symbol" }, { sizeof("symbol") - 1 } },
+    .price = { 1, { "price" }, { sizeof("price") - 1 } },
+    .time = { 1, { "valueDateTime" }, { sizeof("valueDateTime") - 1 } },
+    .time_unit = NGX_HTTP_STOCKPRICE_TIME_ISO
+};
+
+
+/* time_field= units, by ngx_http_stockprice_time_unit_e */
+
+static const char  *ngx_http_stockprice_parse_units[] = {
+    "iso", "s", "ms", "us", "ns"
 };
 
 
@@ -231,16 +246,56 @@ ngx_http_stockprice_parse_digits(const char *s, size_t n, int min, int max)
 }
 
 
+void
+ngx_http_stockprice_parse_shape_default(ngx_http_stockprice_shape_t *s)
+{
+    *s = ngx_http_stockprice_parse_default;
+}
+
+
+int
+ngx_http_stockprice_parse_time_unit(const char *s, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < sizeof(ngx_http_stockprice_parse_units) / sizeof(char *);
+         i++)
+    {
+        if (strlen(ngx_http_stockprice_parse_units[i]) == len
+            && memcmp(ngx_http_stockprice_parse_units[i], s, len) == 0)
+        {
+            return (int) i;
+        }
+    }
+
+    return -1;
+}
+
+
 int
 ngx_http_stockprice_parse_prices(char *buf, size_t len,
     const ngx_http_stockprice_str_t *filter, size_t nfilter,
     ngx_http_stockprice_record_t **records, size_t *nrecords,
     ngx_http_stockprice_parse_stats_t *stats)
 {
+    return ngx_http_stockprice_parse_shaped(buf, len, NULL, NULL, 0, filter,
+                                            nfilter, records, nrecords,
+                                            stats);
+}
+
+
+int
+ngx_http_stockprice_parse_shaped(char *buf, size_t len,
+    const ngx_http_stockprice_shape_t *shape, const char *want,
+    size_t want_len, const ngx_http_stockprice_str_t *filter, size_t nfilter,
+    ngx_http_stockprice_record_t **records, size_t *nrecords,
+    ngx_http_stockprice_parse_stats_t *stats)
+{
     int                            rc;
     ngx_http_stockprice_parser_t   parser;
 
-    ngx_http_stockprice_parse_start(&parser, buf, len, filter, nfilter);
+    ngx_http_stockprice_parse_start(&parser, buf, len, shape, want, want_len,
+                                    filter, nfilter);
 
     do {
         rc = ngx_http_stockprice_parse_step(&parser, (size_t) -1);
@@ -263,7 +318,8 @@ ngx_http_stockprice_parse_prices(char *buf, size_t len,
 
 void
 ngx_http_stockprice_parse_start(ngx_http_stockprice_parser_t *p, char *buf,
-    size_t len, const ngx_http_stockprice_str_t *filter, size_t nfilter)
+    size_t len, const ngx_http_stockprice_shape_t *shape, const char *want,
+    size_t want_len, const ngx_http_stockprice_str_t *filter, size_t nfilter)
 {
     size_t  i;
 
@@ -271,17 +327,31 @@ ngx_http_stockprice_parse_start(ngx_http_stockprice_parser_t *p, char *buf,
 
     p->buf = buf;
     p->len = len;
+    p->shape = shape ? shape : &ngx_http_stockprice_parse_default;
+    p->want = want_len ? want : NULL;
+    p->want_len = want_len;
     p->filter = filter;
     p->nfilter = nfilter;
 
     ngx_http_stockprice_parse_patch(buf, len);
 
-    i = ngx_http_stockprice_parse_skip_space(buf, 0, len);
+    if (p->shape->records.n) {
+        i = ngx_http_stockprice_pointer_locate(&p->shape->records, buf, len);
 
-    /* an array is cut into chunks; anything else is parsed whole */
+    } else {
+        i = ngx_http_stockprice_parse_skip_space(buf, 0, len);
+    }
 
-    if (i < len && buf[i] == '[') {
+    /*
+     * an array, or an object keyed by symbol, is cut into chunks; anything
+     * else, or what the scan does not find, is parsed whole, and cJSON
+     * tells what it is; so is one object when a symbol is asked for, as it
+     * may be the record itself
+     */
+
+    if (i < len && (buf[i] == '[' || (buf[i] == '{' && p->want == NULL))) {
         p->chunked = 1;
+        p->at = i;
         p->pos = i + 1;
     }
 }
@@ -300,7 +370,7 @@ ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
     size_t budget)
 {
     int      rc, last;
-    char    *buf, open, close;
+    char    *buf, open, close, first, end;
     size_t   start, i, len;
     cJSON   *root;
 
@@ -311,19 +381,27 @@ ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
     buf = p->buf;
     len = p->len;
     start = p->pos;
+    first = buf[p->at];
+    end = (first == '[') ? ']' : '}';
 
-    i = ngx_http_stockprice_parse_scan(buf, start, len, budget, &last);
+    i = ngx_http_stockprice_pointer_scan(buf, start, len, budget, &last);
 
-
-    if (i >= len || (last && buf[i] != ']')) {
-        /* truncated, or the top array closed by a "}" */
+    if (i >= len || (last && buf[i] != end)) {
+        /* truncated, or the array closed by a "}" */
         return NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
     }
 
-    /* the top array's "]", then white space only */
+    if (last) {
+        rc = ngx_http_stockprice_parse_rest(p, i);
 
-    if (last && ngx_http_stockprice_parse_skip_space(buf, i + 1, len) != len) {
-        return NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
+        if (rc != NGX_HTTP_STOCKPRICE_PARSE_OK) {
+            return rc;
+        }
+
+        if (!p->chunked) {
+            /* the scan and cJSON disagree: cJSON decides */
+            return ngx_http_stockprice_parse_whole(p);
+        }
     }
 
     /*
@@ -345,8 +423,8 @@ ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
 
     open = buf[start - 1];
     close = buf[i];
-    buf[start - 1] = '[';
-    buf[i] = ']';
+    buf[start - 1] = first;
+    buf[i] = end;
 
     ngx_http_stockprice_parse_arena_start(i - start + 2);
 
@@ -355,12 +433,14 @@ ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
     buf[start - 1] = open;
     buf[i] = close;
 
-    if (root == NULL || !cJSON_IsArray(root)) {
+    if (root == NULL
+        || (first == '[' ? !cJSON_IsArray(root) : !cJSON_IsObject(root)))
+    {
         ngx_http_stockprice_parse_arena_end(root);
         return NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
     }
 
-    rc = ngx_http_stockprice_parse_items(p, root);
+    rc = ngx_http_stockprice_parse_items(p, root, first == '{');
 
     ngx_http_stockprice_parse_arena_end(root);
 
@@ -379,103 +459,110 @@ ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
 
 
 /*
- * From "start", after a separator of the top array, to the next
- * separator after at least "budget" bytes (*last 0) or to the array's end
- * (*last 1): a scan that knows strings and nesting.  "len": truncated.
+ * After the records' last chunk: the rest of the body.  With records= at
+ * the body itself, white space; else the body without the records (a
+ * skeleton, small as a rule) must be JSON in which records= names an
+ * empty array or object where the scan found the records; if it names
+ * something else, p->chunked is 0 and the body is to be parsed whole.
  */
 
-static size_t
-ngx_http_stockprice_parse_scan(const char *buf, size_t start, size_t len,
-    size_t budget, int *last)
+static int
+ngx_http_stockprice_parse_rest(ngx_http_stockprice_parser_t *p, size_t end)
 {
-    size_t         i, depth;
-    const char    *q, *e;
-    unsigned char  c;
+    int           rc;
+    char         *sk;
+    size_t        head, tail, n;
+    cJSON        *root;
+    const cJSON  *v;
 
-    depth = 1;
-    *last = 0;
-
-    for (i = start; i < len; i++) {
-
-        /* most bytes mean nothing here: skip them by the table */
-
-        while (ngx_http_stockprice_parse_structural[(unsigned char) buf[i]]
-               == 0)
+    if (p->shape->records.n == 0) {
+        if (ngx_http_stockprice_parse_skip_space(p->buf, end + 1, p->len)
+            != p->len)
         {
-            if (++i == len) {
-                return len;
-            }
+            return NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
         }
 
-        c = (unsigned char) buf[i];
+        return NGX_HTTP_STOCKPRICE_PARSE_OK;
+    }
 
-        if (c == '"') {
-            /* to the closing quote: one after an even run of "\" */
+    head = p->at + 1;
+    tail = p->len - end;
 
-            for ( ;; ) {
-                q = memchr(buf + i + 1, '"', len - i - 1);
+    sk = malloc(head + tail);
+    if (sk == NULL) {
+        return NGX_HTTP_STOCKPRICE_PARSE_NOMEM;
+    }
 
-                if (q == NULL) {
-                    return len;
-                }
+    memcpy(sk, p->buf, head);
+    memcpy(sk + head, p->buf + end, tail);
 
-                i = q - buf;
+    n = head + tail;
 
-                for (e = q - 1; *e == '\\'; e--) { /* void */ }
+    ngx_http_stockprice_parse_arena_start(n);
 
-                if ((q - e) % 2 == 1) {
-                    break;
-                }
-            }
+    root = ngx_http_stockprice_parse_json(sk, n);
 
-            continue;
-        }
+    if (root == NULL) {
+        rc = NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
 
-        if (c == '[' || c == '{') {
-            depth++;
-            continue;
-        }
+    } else {
+        rc = NGX_HTTP_STOCKPRICE_PARSE_OK;
 
-        if (c == ']' || c == '}') {
-            if (--depth == 0) {
-                *last = 1;
-                return i;
-            }
+        v = ngx_http_stockprice_pointer_get(&p->shape->records, 0, root);
 
-            continue;
-        }
-
-        /* "," */
-
-        if (depth == 1 && i - start >= budget) {
-            break;
+        if (v == NULL || v->child
+            || (p->buf[p->at] == '[' ? !cJSON_IsArray(v) : !cJSON_IsObject(v)))
+        {
+            p->chunked = 0;
+            p->n = 0;
+            memset(&p->stats, 0, sizeof(ngx_http_stockprice_parse_stats_t));
         }
     }
 
-    return i;
+    ngx_http_stockprice_parse_arena_end(root);
+
+    free(sk);
+
+    return rc;
 }
 
 
-/* not an array: cJSON says whether it is JSON at all */
+/* not chunked: cJSON says whether it is JSON at all, and what is where */
 
 static int
 ngx_http_stockprice_parse_whole(ngx_http_stockprice_parser_t *p)
 {
-    int     rc;
-    cJSON  *root;
+    int           rc;
+    cJSON        *root;
+    const cJSON  *v;
 
     ngx_http_stockprice_parse_arena_start(p->len);
 
     root = ngx_http_stockprice_parse_json(p->buf, p->len);
 
+    v = root ? ngx_http_stockprice_pointer_get(&p->shape->records, 0, root)
+             : NULL;
+
     if (root == NULL) {
         rc = NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
 
-    } else if (!cJSON_IsArray(root)) {
+    } else if (v == NULL) {
+        rc = NGX_HTTP_STOCKPRICE_PARSE_NOT_FOUND;
+
+    } else if (cJSON_IsArray(v)) {
+        rc = ngx_http_stockprice_parse_items(p, v, 0);
+
+    } else if (!cJSON_IsObject(v)) {
         rc = NGX_HTTP_STOCKPRICE_PARSE_NOT_ARRAY;
 
+    } else if (p->want
+               && ngx_http_stockprice_pointer_get(&p->shape->price, 0, v))
+    {
+        /* the one record asked for */
+        rc = ngx_http_stockprice_parse_items(p, v, -1);
+
     } else {
-        rc = ngx_http_stockprice_parse_items(p, root);
+        rc = ngx_http_stockprice_parse_items(p, v, 1);
     }
 
     ngx_http_stockprice_parse_arena_end(root);
@@ -485,17 +572,27 @@ ngx_http_stockprice_parse_whole(ngx_http_stockprice_parser_t *p)
 
 
 /*
- * The records of one parsed array.  Room grows with the records kept, not
+ * The records of one parsed array ("keyed" 0), object keyed by symbol (1),
+ * or the one record "root" (-1).  Room grows with the records kept, not
  * with the elements seen: a body of "[1,1,1,...]" costs no record slots.
  */
 
 static int
-ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p, cJSON *root)
+ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p,
+    const cJSON *root, int keyed)
 {
-    cJSON                         *item;
+    const cJSON                   *item, *one;
     ngx_http_stockprice_record_t  *all, *rec;
 
-    cJSON_ArrayForEach(item, root) {
+    one = NULL;
+
+    if (keyed == -1) {
+        one = root;
+        root = NULL;
+    }
+
+    for (item = one ? one : root->child; item; item = one ? NULL : item->next)
+    {
         p->stats.total++;
 
         if (p->n == p->size) {
@@ -512,13 +609,20 @@ ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p, cJSON *root)
 
         rec = (ngx_http_stockprice_record_t *) p->all + p->n;
 
-        if (!ngx_http_stockprice_parse_record(item, rec, &p->stats)) {
+        if (!ngx_http_stockprice_parse_record(p, item,
+                                              keyed == 1 ? item->string : NULL,
+                                              rec))
+        {
             continue;
         }
 
-        if (p->nfilter
-            && !ngx_http_stockprice_parse_wanted(p->filter, p->nfilter,
-                                                 rec->symbol, rec->symbol_len))
+        if ((p->nfilter
+             && !ngx_http_stockprice_parse_wanted(p->filter, p->nfilter,
+                                                  rec->symbol,
+                                                  rec->symbol_len))
+            || (p->want
+                && (rec->symbol_len != p->want_len
+                    || memcmp(rec->symbol, p->want, p->want_len) != 0)))
         {
             p->stats.filtered++;
             continue;
@@ -607,39 +711,32 @@ ngx_http_stockprice_parse_abort(ngx_http_stockprice_parser_t *p)
 }
 
 
-static int
-ngx_http_stockprice_parse_record(const cJSON *item,
-    ngx_http_stockprice_record_t *rec, ngx_http_stockprice_parse_stats_t *st)
-{
-    size_t                         len;
-    const cJSON                   *v;
-    ngx_http_stockprice_fields_t   f;
+/* one record: 1 if it is kept, 0 if it is skipped (and counted) */
 
-    if (!cJSON_IsObject(item)) {
+static int
+ngx_http_stockprice_parse_record(ngx_http_stockprice_parser_t *p,
+    const cJSON *item, const char *key, ngx_http_stockprice_record_t *rec)
+{
+    size_t                          len;
+    const cJSON                    *v;
+    ngx_http_stockprice_fields_t    f;
+    ngx_http_stockprice_parse_stats_t  *st;
+
+    st = &p->stats;
+
+    if (!cJSON_IsObject(item) && p->shape->price.n) {
         st->not_object++;
         return 0;
     }
 
     memset(rec, 0, sizeof(ngx_http_stockprice_record_t));
 
-    ngx_http_stockprice_parse_fields(item, &f);
+    ngx_http_stockprice_parse_fields(p->shape, item, &f);
 
-    v = f.symbol;
-
-    if (!cJSON_IsString(v) || v->valuestring == NULL) {
+    if (!ngx_http_stockprice_parse_symbol(p, f.symbol, key, rec)) {
         st->bad_symbol++;
         return 0;
     }
-
-    len = strlen(v->valuestring);
-
-    if (!ngx_http_stockprice_parse_symbol_valid(v->valuestring, len)) {
-        st->bad_symbol++;
-        return 0;
-    }
-
-    memcpy(rec->symbol, v->valuestring, len);
-    rec->symbol_len = len;
 
     v = f.price;
 
@@ -661,19 +758,8 @@ ngx_http_stockprice_parse_record(const cJSON *item,
         return 0;
     }
 
-    v = f.vtime;
-
-    if (v) {
-        len = (cJSON_IsString(v) && v->valuestring)
-              ? strlen(v->valuestring) : 0;
-
-        if (len && ngx_http_stockprice_parse_time_valid(v->valuestring, len)) {
-            memcpy(rec->value_time, v->valuestring, len);
-            rec->value_time_len = len;
-
-        } else {
-            st->bad_time++;
-        }
+    if (f.vtime) {
+        ngx_http_stockprice_parse_time(p, f.vtime, rec);
     }
 
     v = f.id;
@@ -696,50 +782,209 @@ ngx_http_stockprice_parse_record(const cJSON *item,
 
 
 /*
- * A record's fields in one pass over its members; of a name given twice
- * the first counts, as with cJSON_GetObjectItemCaseSensitive()
+ * The symbol at symbol_field=, else the key of a record keyed by symbol,
+ * else the one asked for
+ */
+
+static int
+ngx_http_stockprice_parse_symbol(ngx_http_stockprice_parser_t *p,
+    const cJSON *v, const char *key, ngx_http_stockprice_record_t *rec)
+{
+    size_t       len;
+    const char  *s;
+
+    if (v) {
+        if (!cJSON_IsString(v) || v->valuestring == NULL) {
+            return 0;
+        }
+
+        s = v->valuestring;
+        len = strlen(s);
+
+    } else if (key) {
+        s = key;
+        len = strlen(s);
+
+    } else if (p->want) {
+        s = p->want;
+        len = p->want_len;
+
+    } else {
+        return 0;
+    }
+
+    if (!ngx_http_stockprice_parse_symbol_valid(s, len)) {
+        return 0;
+    }
+
+    memcpy(rec->symbol, s, len);
+    rec->symbol_len = len;
+
+    return 1;
+}
+
+
+/* the value time: kept when valid, else counted (the measurement's used) */
+
+static void
+ngx_http_stockprice_parse_time(ngx_http_stockprice_parser_t *p,
+    const cJSON *v, ngx_http_stockprice_record_t *rec)
+{
+    size_t                           len;
+    double                           value;
+    ngx_http_stockprice_time_unit_e  unit;
+
+    unit = p->shape->time_unit;
+
+    if (unit == NGX_HTTP_STOCKPRICE_TIME_ISO) {
+        len = (cJSON_IsString(v) && v->valuestring)
+              ? strlen(v->valuestring) : 0;
+
+        if (len && ngx_http_stockprice_parse_time_valid(v->valuestring, len)) {
+            memcpy(rec->value_time, v->valuestring, len);
+            rec->value_time_len = len;
+            return;
+        }
+
+        p->stats.bad_time++;
+        return;
+    }
+
+    /* a number since the epoch, or a numeric string as prices may be */
+
+    if (cJSON_IsNumber(v)) {
+        value = v->valuedouble;
+
+    } else if (!cJSON_IsString(v) || v->valuestring == NULL
+               || !ngx_http_stockprice_parse_numeric(v->valuestring, &value))
+    {
+        p->stats.bad_time++;
+        return;
+    }
+
+    rec->value_time_len = ngx_http_stockprice_parse_epoch(rec->value_time,
+                                                          value, unit);
+
+    if (rec->value_time_len == 0) {
+        p->stats.bad_time++;
+    }
+}
+
+
+/*
+ * A record's fields in one pass over its members (a field's first token),
+ * then down the rest of each pointer; of a name given twice the first
+ * counts, as with cJSON_GetObjectItemCaseSensitive().  An empty pointer
+ * is the record itself.
  */
 
 static void
-ngx_http_stockprice_parse_fields(const cJSON *item,
-    ngx_http_stockprice_fields_t *f)
+ngx_http_stockprice_parse_fields(const ngx_http_stockprice_shape_t *shape,
+    const cJSON *item, ngx_http_stockprice_fields_t *f)
 {
+    const char   *s;
     const cJSON  *v;
 
     memset(f, 0, sizeof(ngx_http_stockprice_fields_t));
 
-    for (v = item->child; v; v = v->next) {
-        if (v->string == NULL) {
+    for (v = cJSON_IsObject(item) ? item->child : NULL; v; v = v->next) {
+        s = v->string;
+
+        if (s == NULL) {
             continue;
         }
 
-        switch (v->string[0]) {
+        if (f->symbol == NULL && shape->symbol.n
+            && ngx_http_stockprice_pointer_token_is(&shape->symbol, 0, s))
+        {
+            f->symbol = v;
+        }
 
-        case 's':
-            if (f->symbol == NULL && strcmp(v->string, "symbol") == 0) {
-                f->symbol = v;
-            }
-            break;
+        if (f->price == NULL && shape->price.n
+            && ngx_http_stockprice_pointer_token_is(&shape->price, 0, s))
+        {
+            f->price = v;
+        }
 
-        case 'p':
-            if (f->price == NULL && strcmp(v->string, "price") == 0) {
-                f->price = v;
-            }
-            break;
+        if (f->vtime == NULL && shape->time.n
+            && ngx_http_stockprice_pointer_token_is(&shape->time, 0, s))
+        {
+            f->vtime = v;
+        }
 
-        case 'v':
-            if (f->vtime == NULL && strcmp(v->string, "valueDateTime") == 0) {
-                f->vtime = v;
-            }
-            break;
-
-        case 'i':
-            if (f->id == NULL && strcmp(v->string, "id") == 0) {
-                f->id = v;
-            }
-            break;
+        if (f->id == NULL && s[0] == 'i' && strcmp(s, "id") == 0) {
+            f->id = v;
         }
     }
+
+    f->symbol = (shape->symbol.n == 0) ? item
+                : (shape->symbol.n == 1 || f->symbol == NULL) ? f->symbol
+                : ngx_http_stockprice_pointer_get(&shape->symbol, 1, f->symbol);
+
+    f->price = (shape->price.n == 0) ? item
+               : (shape->price.n == 1 || f->price == NULL) ? f->price
+               : ngx_http_stockprice_pointer_get(&shape->price, 1, f->price);
+
+    f->vtime = (shape->time.n == 0) ? item
+               : (shape->time.n == 1 || f->vtime == NULL) ? f->vtime
+               : ngx_http_stockprice_pointer_get(&shape->time, 1, f->vtime);
+}
+
+
+size_t
+ngx_http_stockprice_parse_epoch(char *buf, double value,
+    ngx_http_stockprice_time_unit_e unit)
+{
+    long     ticks;
+    double   ip, fp;
+    int64_t  n, per, tick;
+
+    /* whole units and a fraction, so that seconds keep their microseconds */
+
+    if (!isfinite(value) || value < 0 || value >= 9e18) {
+        return 0;
+    }
+
+    /* no libm in the module: truncation is floor() for these */
+
+    n = (int64_t) value;
+    ip = (double) n;
+    fp = value - ip;
+
+    switch (unit) {
+
+    case NGX_HTTP_STOCKPRICE_TIME_S:
+        per = 1;
+        tick = 10000000;
+        break;
+
+    case NGX_HTTP_STOCKPRICE_TIME_MS:
+        per = 1000;
+        tick = 10000;
+        break;
+
+    case NGX_HTTP_STOCKPRICE_TIME_US:
+        per = 1000000;
+        tick = 10;
+        break;
+
+    case NGX_HTTP_STOCKPRICE_TIME_NS:
+        /* ticks of 100 ns: the last two digits go */
+        return ngx_http_stockprice_render_ticks(buf, n / 1000000000,
+                                                (long) (n % 1000000000 / 100));
+
+    default:
+        return 0;
+    }
+
+    ticks = (long) ((n % per) * tick + (int64_t) (fp * (double) tick + 0.5));
+
+    if (ticks > 9999999) {
+        ticks -= 10000000;
+        return ngx_http_stockprice_render_ticks(buf, n / per + 1, ticks);
+    }
+
+    return ngx_http_stockprice_render_ticks(buf, n / per, ticks);
 }
 
 

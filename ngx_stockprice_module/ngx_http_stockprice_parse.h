@@ -17,6 +17,8 @@
 
 #include <stddef.h>
 
+#include <ngx_http_stockprice_pointer.h>
+
 
 #define NGX_HTTP_STOCKPRICE_SYMBOL_MAX  32
 #define NGX_HTTP_STOCKPRICE_TIME_MAX    40
@@ -31,8 +33,34 @@ typedef enum {
     NGX_HTTP_STOCKPRICE_PARSE_NOT_OBJECT,
     NGX_HTTP_STOCKPRICE_PARSE_BAD_TOKEN,
     NGX_HTTP_STOCKPRICE_PARSE_NOMEM,
-    NGX_HTTP_STOCKPRICE_PARSE_AGAIN
+    NGX_HTTP_STOCKPRICE_PARSE_AGAIN,
+    NGX_HTTP_STOCKPRICE_PARSE_NOT_FOUND      /* nothing at records= */
 } ngx_http_stockprice_parse_rc_e;
+
+
+/* how a record's value time is written */
+
+typedef enum {
+    NGX_HTTP_STOCKPRICE_TIME_ISO = 0,        /* an ISO-8601 string */
+    NGX_HTTP_STOCKPRICE_TIME_S,              /* a number since the epoch */
+    NGX_HTTP_STOCKPRICE_TIME_MS,
+    NGX_HTTP_STOCKPRICE_TIME_US,
+    NGX_HTTP_STOCKPRICE_TIME_NS
+} ngx_http_stockprice_time_unit_e;
+
+
+/*
+ * Where an upstream's body holds its records (an array, or an object
+ * keyed by symbol) and where each record holds its fields.
+ */
+
+typedef struct {
+    ngx_http_stockprice_pointer_t   records;
+    ngx_http_stockprice_pointer_t   symbol;
+    ngx_http_stockprice_pointer_t   price;
+    ngx_http_stockprice_pointer_t   time;
+    ngx_http_stockprice_time_unit_e time_unit;
+} ngx_http_stockprice_shape_t;
 
 
 typedef struct {
@@ -99,7 +127,29 @@ int ngx_http_stockprice_parse_uuid_valid(const char *s, size_t len);
 int ngx_http_stockprice_parse_time_valid(const char *s, size_t len);
 
 /*
- * Parses an upstream prices body: a JSON array of records.
+ * The shape of the original service: the body an array of
+ * {"symbol","price","valueDateTime"}
+ */
+void ngx_http_stockprice_parse_shape_default(ngx_http_stockprice_shape_t *s);
+
+/*
+ * A time_field= unit ("iso", "s", "ms", "us", "ns"); -1 if it is none
+ */
+int ngx_http_stockprice_parse_time_unit(const char *s, size_t len);
+
+/*
+ * A value time given as a number of "unit"s since the epoch, as ISO-8601
+ * UTC with up to 7 fraction digits, none that is a trailing zero (the
+ * .NET form): "2024-01-01T00:00:00.1234567Z", "2024-01-01T00:00:00Z".
+ * Writes at most NGX_HTTP_STOCKPRICE_TIME_MAX bytes; returns the length,
+ * or 0 if the time is before 1970 or after 9999.
+ */
+size_t ngx_http_stockprice_parse_epoch(char *buf, double value,
+    ngx_http_stockprice_time_unit_e unit);
+
+/*
+ * Parses an upstream prices body in the default shape: a JSON array of
+ * records (an object is read as records keyed by symbol).
  *
  * "buf" is modified in place (a "\u0000" escape, or a surrogate escape
  * that is not half of a pair, becomes "\u0001" and a raw NUL byte 0x01,
@@ -123,6 +173,20 @@ int ngx_http_stockprice_parse_prices(char *buf, size_t len,
     ngx_http_stockprice_parse_stats_t *stats);
 
 /*
+ * The same in any shape ("shape" NULL: the default).  "want" (NULL when
+ * want_len is 0) is the one symbol asked for, as with $symbol: a record
+ * without a symbol takes it, a record of another symbol is dropped (as
+ * "filtered"), and an object at records= that holds a price is the one
+ * record rather than records keyed by symbol.  NOT_FOUND: nothing at
+ * records=; NOT_ARRAY: what is there is neither an array nor an object.
+ */
+int ngx_http_stockprice_parse_shaped(char *buf, size_t len,
+    const ngx_http_stockprice_shape_t *shape, const char *want,
+    size_t want_len, const ngx_http_stockprice_str_t *filter, size_t nfilter,
+    ngx_http_stockprice_record_t **records, size_t *nrecords,
+    ngx_http_stockprice_parse_stats_t *stats);
+
+/*
  * The same in steps, for a caller that must not hold its thread for the
  * whole body: start(), then step() until it returns anything but AGAIN
  * (each step parses at least "budget" bytes of whole elements, or all
@@ -134,9 +198,13 @@ typedef struct {
     char                                *buf;
     size_t                               len;
     size_t                               pos;       /* next element */
+    size_t                               at;        /* the records */
+    const ngx_http_stockprice_shape_t   *shape;
+    const char                          *want;
+    size_t                               want_len;
     const ngx_http_stockprice_str_t     *filter;
     size_t                               nfilter;
-    unsigned                             chunked;   /* an array */
+    unsigned                             chunked;   /* "[" or "{" at "at" */
     size_t                               chunks;
     void                                *all;       /* records so far */
     size_t                               n;
@@ -146,8 +214,9 @@ typedef struct {
 
 
 void ngx_http_stockprice_parse_start(ngx_http_stockprice_parser_t *p,
-    char *buf, size_t len, const ngx_http_stockprice_str_t *filter,
-    size_t nfilter);
+    char *buf, size_t len, const ngx_http_stockprice_shape_t *shape,
+    const char *want, size_t want_len,
+    const ngx_http_stockprice_str_t *filter, size_t nfilter);
 int ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
     size_t budget);
 int ngx_http_stockprice_parse_done(ngx_http_stockprice_parser_t *p,

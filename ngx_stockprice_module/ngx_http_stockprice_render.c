@@ -28,6 +28,7 @@ typedef struct {
 } ngx_http_stockprice_metric_t;
 
 
+static void ngx_http_stockprice_render_civil(char *buf, int64_t sec);
 static size_t ngx_http_stockprice_render_put(char *dst, size_t n,
     const char *s, size_t len);
 static size_t ngx_http_stockprice_render_put_str(char *dst, size_t n,
@@ -365,7 +366,7 @@ ngx_http_stockprice_render_decimal(char *buf, double price)
 size_t
 ngx_http_stockprice_render_time(char *buf, int64_t sec, long usec)
 {
-    int64_t  days, secs, z, era, doe, yoe, y, doy, mp, d, m;
+    char  date[sizeof("9999-12-31T23:59:59")];
 
     if (sec < NGX_HTTP_STOCKPRICE_SEC_FIRST) {
         sec = NGX_HTTP_STOCKPRICE_SEC_FIRST;
@@ -377,6 +378,49 @@ ngx_http_stockprice_render_time(char *buf, int64_t sec, long usec)
     if (usec < 0 || usec > 999999) {
         usec = 0;
     }
+
+    ngx_http_stockprice_render_civil(date, sec);
+
+    return (size_t) snprintf(buf, NGX_HTTP_STOCKPRICE_ISO_LEN, "%s.%06ldZ",
+                             date, usec);
+}
+
+
+size_t
+ngx_http_stockprice_render_ticks(char *buf, int64_t sec, long ticks)
+{
+    int   digits;
+    char  date[sizeof("9999-12-31T23:59:59")];
+
+    if (sec < NGX_HTTP_STOCKPRICE_SEC_FIRST
+        || sec > NGX_HTTP_STOCKPRICE_SEC_LAST
+        || ticks < 0 || ticks > 9999999)
+    {
+        return 0;
+    }
+
+    ngx_http_stockprice_render_civil(date, sec);
+
+    if (ticks == 0) {
+        return (size_t) snprintf(buf, NGX_HTTP_STOCKPRICE_ISO_LEN, "%sZ",
+                                 date);
+    }
+
+    for (digits = 7; ticks % 10 == 0; digits--) {
+        ticks /= 10;
+    }
+
+    return (size_t) snprintf(buf, NGX_HTTP_STOCKPRICE_ISO_LEN, "%s.%0*ldZ",
+                             date, digits, ticks);
+}
+
+
+/* "YYYY-MM-DDTHH:MM:SS" of unix time "sec" within years 0000..9999 */
+
+static void
+ngx_http_stockprice_render_civil(char *buf, int64_t sec)
+{
+    int64_t  days, secs, z, era, doe, yoe, y, doy, mp, d, m;
 
     days = sec / 86400;
     secs = sec % 86400;
@@ -399,11 +443,10 @@ ngx_http_stockprice_render_time(char *buf, int64_t sec, long usec)
     m = mp < 10 ? mp + 3 : mp - 9;
     y += (m <= 2);
 
-    return (size_t) snprintf(buf, NGX_HTTP_STOCKPRICE_ISO_LEN,
-                             "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ",
-                             (int) y, (int) m, (int) d, (int) (secs / 3600),
-                             (int) (secs / 60 % 60), (int) (secs % 60),
-                             usec);
+    snprintf(buf, sizeof("9999-12-31T23:59:59"),
+             "%04d-%02d-%02dT%02d:%02d:%02d",
+             (int) y, (int) m, (int) d, (int) (secs / 3600),
+             (int) (secs / 60 % 60), (int) (secs % 60));
 }
 
 

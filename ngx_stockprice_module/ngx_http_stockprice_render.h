@@ -80,6 +80,13 @@ size_t ngx_http_stockprice_render_price(char *buf, double price);
  */
 size_t ngx_http_stockprice_render_time(char *buf, int64_t sec, long usec);
 
+/*
+ * The same with "ticks" of 100 ns (0..9999999) and as few fraction digits
+ * as they need, none for 0: "2024-01-01T00:00:00.5Z".  Returns 0, writing
+ * nothing, when "sec" is outside years 0000..9999.
+ */
+size_t ngx_http_stockprice_render_ticks(char *buf, int64_t sec, long ticks);
+
 /* "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" from 16 random bytes (36 bytes) */
 void ngx_http_stockprice_render_uuid(char *buf, const unsigned char rnd[16]);
 

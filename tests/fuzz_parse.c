@@ -268,7 +268,8 @@ ngx_http_stockprice_fuzz_steps(const uint8_t *data, size_t size,
 
     buf = ngx_http_stockprice_fuzz_copy(data, size);
 
-    ngx_http_stockprice_parse_start(&parser, buf, size, filter, nfilter);
+    ngx_http_stockprice_parse_start(&parser, buf, size, NULL, NULL, 0, filter,
+                                    nfilter);
 
     steps = 0;
 

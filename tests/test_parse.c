@@ -400,17 +400,24 @@ static const body_case_t  body_cases[] = {
       NULL, 0, NGX_HTTP_STOCKPRICE_PARSE_OK, 1,
       { .total = 7, .not_object = 6 }, { "OK" } },
 
-    /* JSON, but no array */
+    /* an object is records keyed by symbol: here two that are no objects */
 
-    REFUSED("top level an object", NGX_HTTP_STOCKPRICE_PARSE_NOT_ARRAY,
-            "{\"symbol\":\"A\",\"price\":1}"),
+    { "top level an object is read as keyed records",
+      BODY("{\"symbol\":\"A\",\"price\":1}"),
+      NULL, 0, NGX_HTTP_STOCKPRICE_PARSE_OK, 0,
+      { .total = 2, .not_object = 2 }, { NULL } },
+    { "top level an empty object",
+      BODY("{}"),
+      NULL, 0, NGX_HTTP_STOCKPRICE_PARSE_OK, 0,
+      { .total = 0 }, { NULL } },
+
+    /* JSON, but neither an array nor an object */
+
     REFUSED("top level a string", NGX_HTTP_STOCKPRICE_PARSE_NOT_ARRAY,
             "\"[]\""),
     REFUSED("top level a number", NGX_HTTP_STOCKPRICE_PARSE_NOT_ARRAY, "42"),
     REFUSED("top level null", NGX_HTTP_STOCKPRICE_PARSE_NOT_ARRAY, "null"),
     REFUSED("top level true", NGX_HTTP_STOCKPRICE_PARSE_NOT_ARRAY, "true"),
-    REFUSED("top level an empty object", NGX_HTTP_STOCKPRICE_PARSE_NOT_ARRAY,
-            "{}"),
 
     /* no JSON at all */
 
@@ -1900,7 +1907,7 @@ test_steps_match_whole(void **state)
 
         for (b = 0; b < 40; b += 3) {
             memcpy(buf, bodies[i], len + 1);
-            ngx_http_stockprice_parse_start(&parser, buf, len, NULL, 0);
+            ngx_http_stockprice_parse_start(&parser, buf, len, NULL, NULL, 0, NULL, 0);
 
             do {
                 rc2 = ngx_http_stockprice_parse_step(&parser, b);
@@ -1949,7 +1956,7 @@ test_steps_match_whole(void **state)
     *p++ = ']';
     len = p - buf;
 
-    ngx_http_stockprice_parse_start(&parser, buf, len, NULL, 0);
+    ngx_http_stockprice_parse_start(&parser, buf, len, NULL, NULL, 0, NULL, 0);
     steps = 0;
 
     do {
@@ -1969,7 +1976,7 @@ test_steps_match_whole(void **state)
 
     /* abandoned half way: nothing leaks (valgrind and ASan watch) */
 
-    ngx_http_stockprice_parse_start(&parser, buf, len, NULL, 0);
+    ngx_http_stockprice_parse_start(&parser, buf, len, NULL, NULL, 0, NULL, 0);
     assert_int_equal(ngx_http_stockprice_parse_step(&parser, 4096),
                      NGX_HTTP_STOCKPRICE_PARSE_AGAIN);
     ngx_http_stockprice_parse_abort(&parser);
