@@ -8,7 +8,9 @@
  * libFuzzer entry: every parser on the same bytes, each on its own
  * exact-size copy; what parse_prices() accepts must render to a body
  * that parses back to the same records (tiered fan-out), and the parser
- * in small steps must come to the very same answer as in one.
+ * in small steps must come to the very same answer as in one; and in
+ * the providers' shapes, records found by the scan and parsed in steps
+ * are the very records that cJSON finds parsing the body whole.
  *
  *   make -C tests fuzz && tests/build/fuzz_parse tests/corpus
  */
@@ -30,6 +32,14 @@ static void ngx_http_stockprice_fuzz_prices(const uint8_t *data, size_t size,
     const ngx_http_stockprice_str_t *filter, size_t nfilter);
 static void ngx_http_stockprice_fuzz_round_trip(
     ngx_http_stockprice_record_t *recs, size_t n);
+static void ngx_http_stockprice_fuzz_shapes(const uint8_t *data,
+    size_t size);
+static void ngx_http_stockprice_fuzz_shaped(const uint8_t *data, size_t size,
+    const ngx_http_stockprice_shape_t *shape, const char *want,
+    size_t budget, ngx_http_stockprice_record_t **recs, size_t *n,
+    ngx_http_stockprice_parse_stats_t *st, int *rc);
+static void ngx_http_stockprice_fuzz_same(ngx_http_stockprice_record_t *a,
+    ngx_http_stockprice_record_t *b, size_t n);
 static void ngx_http_stockprice_fuzz_steps(const uint8_t *data, size_t size,
     const ngx_http_stockprice_str_t *filter, size_t nfilter, int whole_rc,
     ngx_http_stockprice_record_t *recs, size_t n,
@@ -52,6 +62,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_http_stockprice_fuzz_prices(data, size, NULL, 0);
     ngx_http_stockprice_fuzz_prices(data, size,
                                     ngx_http_stockprice_fuzz_filter, 3);
+    ngx_http_stockprice_fuzz_shapes(data, size);
 
     buf = ngx_http_stockprice_fuzz_copy(data, size);
 
@@ -330,4 +341,149 @@ ngx_http_stockprice_fuzz_steps(const uint8_t *data, size_t size,
     }
 
     free(recs2);
+}
+
+
+/*
+ * One of a few shapes, by the input's first byte: the scan and the steps
+ * (a budget from the last byte), then the whole body by cJSON alone
+ * (chunked cleared after start()); both must agree in every respect.
+ */
+
+static void
+ngx_http_stockprice_fuzz_shapes(const uint8_t *data, size_t size)
+{
+    int                                 rc1, rc2;
+    size_t                              n1, n2, k;
+    const char                         *want;
+    ngx_http_stockprice_shape_t         shape;
+    ngx_http_stockprice_record_t       *r1, *r2;
+    ngx_http_stockprice_parse_stats_t   s1, s2;
+
+    static char  text[4][16];
+
+    if (size == 0) {
+        return;
+    }
+
+    ngx_http_stockprice_parse_shape_default(&shape);
+    want = NULL;
+    k = data[0] % 4;
+
+    switch (k) {
+
+    case 0:
+        ngx_http_stockprice_pointer_compile(&shape.records, "/t", 2, text[0]);
+        ngx_http_stockprice_pointer_compile(&shape.symbol, "/s", 2, text[1]);
+        ngx_http_stockprice_pointer_compile(&shape.price, "/p/0", 4, text[2]);
+        break;
+
+    case 1:
+        ngx_http_stockprice_pointer_compile(&shape.records, "/a/1", 4,
+                                            text[0]);
+        ngx_http_stockprice_pointer_compile(&shape.time, "/t", 2, text[1]);
+        shape.time_unit = NGX_HTTP_STOCKPRICE_TIME_NS;
+        break;
+
+    case 2:
+        ngx_http_stockprice_pointer_compile(&shape.records, "/k~1x", 5,
+                                            text[0]);
+        ngx_http_stockprice_pointer_compile(&shape.price, "/p", 2, text[1]);
+        break;
+
+    default:
+        ngx_http_stockprice_pointer_compile(&shape.records, "/q", 2, text[0]);
+        want = "AAPL";
+        break;
+    }
+
+    ngx_http_stockprice_fuzz_shaped(data, size, &shape, want,
+                                    data[size - 1] % 24, &r1, &n1, &s1, &rc1);
+    ngx_http_stockprice_fuzz_shaped(data, size, &shape, want, (size_t) -1,
+                                    &r2, &n2, &s2, &rc2);
+
+    if (rc1 != rc2) {
+        abort();
+    }
+
+    if (rc1 == NGX_HTTP_STOCKPRICE_PARSE_OK
+        && (n1 != n2
+            || memcmp(&s1, &s2, sizeof(ngx_http_stockprice_parse_stats_t))
+               != 0))
+    {
+        abort();
+    }
+
+    ngx_http_stockprice_fuzz_same(r1, r2, n1 < n2 ? n1 : n2);
+
+    free(r1);
+    free(r2);
+}
+
+
+/* budget (size_t) -1: cJSON alone, the body whole */
+
+static void
+ngx_http_stockprice_fuzz_shaped(const uint8_t *data, size_t size,
+    const ngx_http_stockprice_shape_t *shape, const char *want,
+    size_t budget, ngx_http_stockprice_record_t **recs, size_t *n,
+    ngx_http_stockprice_parse_stats_t *st, int *rc)
+{
+    char                          *buf;
+    size_t                         steps;
+    ngx_http_stockprice_parser_t   parser;
+
+    buf = ngx_http_stockprice_fuzz_copy(data, size);
+
+    ngx_http_stockprice_parse_start(&parser, buf, size, shape, want,
+                                    want ? strlen(want) : 0, NULL, 0);
+
+    if (budget == (size_t) -1) {
+        parser.chunked = 0;
+    }
+
+    steps = 0;
+
+    do {
+        *rc = ngx_http_stockprice_parse_step(&parser, budget);
+
+        if (++steps > size + 2) {
+            abort();
+        }
+
+    } while (*rc == NGX_HTTP_STOCKPRICE_PARSE_AGAIN);
+
+    *recs = NULL;
+    *n = 0;
+
+    if (*rc == NGX_HTTP_STOCKPRICE_PARSE_OK) {
+        *rc = ngx_http_stockprice_parse_done(&parser, recs, n);
+
+    } else {
+        ngx_http_stockprice_parse_abort(&parser);
+    }
+
+    *st = parser.stats;
+
+    free(buf);
+}
+
+
+static void
+ngx_http_stockprice_fuzz_same(ngx_http_stockprice_record_t *a,
+    ngx_http_stockprice_record_t *b, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (memcmp(&a[i].price, &b[i].price, sizeof(double)) != 0
+            || a[i].symbol_len != b[i].symbol_len
+            || memcmp(a[i].symbol, b[i].symbol, a[i].symbol_len) != 0
+            || a[i].value_time_len != b[i].value_time_len
+            || memcmp(a[i].value_time, b[i].value_time, a[i].value_time_len)
+               != 0)
+        {
+            abort();
+        }
+    }
 }
