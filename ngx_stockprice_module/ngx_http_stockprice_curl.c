@@ -30,6 +30,7 @@ static void ngx_http_stockprice_curl_clear(void);
 /* this worker's curl state: one multi handle for every feed */
 
 static CURLM                             *ngx_http_stockprice_curl_multi;
+static CURLSH                            *ngx_http_stockprice_curl_shared;
 static ngx_event_t                        ngx_http_stockprice_curl_event;
 static ngx_connection_t                  *ngx_http_stockprice_curl_watcher;
 static ngx_uint_t                         ngx_http_stockprice_curl_inited;
@@ -73,6 +74,22 @@ ngx_http_stockprice_curl_init(ngx_cycle_t *cycle,
     curl_multi_setopt(multi, CURLMOPT_TIMERDATA, cycle);
 
     ngx_http_stockprice_curl_multi = multi;
+
+    /*
+     * the multi handle keeps connections for the next refresh; the share
+     * keeps TLS sessions and DNS answers, for when one must be made anew
+     * (no locks: one thread)
+     */
+
+    ngx_http_stockprice_curl_shared = curl_share_init();
+
+    if (ngx_http_stockprice_curl_shared) {
+        curl_share_setopt(ngx_http_stockprice_curl_shared, CURLSHOPT_SHARE,
+                          CURL_LOCK_DATA_SSL_SESSION);
+        curl_share_setopt(ngx_http_stockprice_curl_shared, CURLSHOPT_SHARE,
+                          CURL_LOCK_DATA_DNS);
+    }
+
     ngx_http_stockprice_curl_done = done;
     ngx_http_stockprice_curl_quit = quit;
     ngx_http_stockprice_curl_data = data;
@@ -121,6 +138,11 @@ ngx_http_stockprice_curl_exit(ngx_cycle_t *cycle)
         multi = ngx_http_stockprice_curl_multi;
         ngx_http_stockprice_curl_multi = NULL;
         curl_multi_cleanup(multi);
+    }
+
+    if (ngx_http_stockprice_curl_shared) {
+        curl_share_cleanup(ngx_http_stockprice_curl_shared);
+        ngx_http_stockprice_curl_shared = NULL;
     }
 
     if (ngx_http_stockprice_curl_event.timer_set) {
@@ -421,4 +443,15 @@ ngx_http_stockprice_curl_check(void)
     }
 
     ngx_http_stockprice_curl_clear();
+}
+
+
+/* the worker's TLS sessions and DNS answers for "easy" */
+
+void
+ngx_http_stockprice_curl_share(CURL *easy)
+{
+    if (ngx_http_stockprice_curl_shared) {
+        curl_easy_setopt(easy, CURLOPT_SHARE, ngx_http_stockprice_curl_shared);
+    }
 }

@@ -36,6 +36,7 @@ void ngx_http_stockprice_curl_exit(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_stockprice_curl_ready(void);
 ngx_int_t ngx_http_stockprice_curl_add(CURL *easy);
 void ngx_http_stockprice_curl_remove(CURL *easy);   /* and cleans it up */
+void ngx_http_stockprice_curl_share(CURL *easy);
 
 
 #endif /* _NGX_HTTP_STOCKPRICE_CURL_H_INCLUDED_ */

@@ -59,6 +59,33 @@ typedef enum {
 } ngx_http_stockprice_stage_e;
 
 
+typedef enum {
+    NGX_HTTP_STOCKPRICE_REQ_FREE = 0,
+    NGX_HTTP_STOCKPRICE_REQ_SENT,         /* in curl's hands */
+    NGX_HTTP_STOCKPRICE_REQ_BODY          /* answered 2xx, to be parsed */
+} ngx_http_stockprice_req_state_e;
+
+
+/* one request of a refresh in flight, and its answer's body */
+
+typedef struct {
+    ngx_http_stockprice_fetch_t    *fetch;
+    CURL                           *easy;
+    struct curl_slist              *headers;
+    ngx_http_stockprice_step_e      step;
+    ngx_http_stockprice_req_state_e state;
+    ngx_uint_t                      part;       /* of feed->parts */
+    ngx_uint_t                      token;      /* fetch->token_gen, sent */
+    unsigned                        too_large:1;
+
+    u_char                         *buf;        /* response body */
+    size_t                          len;
+    size_t                          size;
+
+    char                            error[CURL_ERROR_SIZE];
+} ngx_http_stockprice_fetch_req_t;
+
+
 struct ngx_http_stockprice_fetch_s {
     ngx_http_stockprice_feed_t     *feed;
     ngx_http_stockprice_ctx_t      *ctx;
@@ -68,19 +95,32 @@ struct ngx_http_stockprice_fetch_s {
     uint64_t                        lease;      /* 0: not refreshing */
     unsigned                        pruning:1;  /* not a refresh */
 
-    CURL                           *easy;       /* NULL: no request */
-    struct curl_slist              *headers;
-    ngx_http_stockprice_step_e      step;
-    unsigned                        retried:1;
-    unsigned                        too_large:1;
+    /* the requests of a refresh: feed->parts, feed->concurrency at once */
+    ngx_http_stockprice_fetch_req_t  *reqs;
+    ngx_uint_t                      nreqs;
+    ngx_uint_t                      next;       /* part to request next */
+    ngx_uint_t                      sent;       /* requests in flight */
+    ngx_uint_t                      ok;         /* parts applied */
+    ngx_uint_t                      failed;
+    ngx_uint_t                     *redo;       /* after the re-auth */
+    ngx_uint_t                      nredo;
+    ngx_uint_t                      token_gen;  /* tokens obtained */
+    unsigned                        auth:1;     /* to authenticate */
+    unsigned                        authing:1;
+    unsigned                        retried:1;  /* re-auth for a 401 */
+    unsigned                        held:1;     /* no more requests */
     ngx_msec_t                      retry_after;  /* of a 429 or 503 */
+    size_t                          why_len;    /* the first failure */
+    u_char                          why[NGX_HTTP_STOCKPRICE_ERROR_LEN];
 
     struct timeval                  start;      /* measurement time */
 
-    /* after the prices body: the work on it, a slice per event */
+    /* after the prices bodies: the work on them, a slice per event */
     ngx_event_t                     slice;
     ngx_http_stockprice_stage_e     stage;
     ngx_msec_t                      renewed;    /* the lease, last */
+    ngx_http_stockprice_fetch_req_t  *body;     /* being parsed */
+    unsigned                        parsing:1;  /* the parser is started */
     ngx_http_stockprice_parser_t    parser;
     ngx_http_stockprice_batch_t     batch;
     ngx_uint_t                      rendered;   /* of batch.n */
@@ -89,13 +129,8 @@ struct ngx_http_stockprice_fetch_s {
     char                            mtime[NGX_HTTP_STOCKPRICE_ISO_LEN];
     ngx_http_stockprice_zone_build_t  build;
 
-    u_char                         *buf;        /* response body */
-    size_t                          len;
-    size_t                          size;
-
     size_t                          token_len;
     u_char                          token[NGX_HTTP_STOCKPRICE_TOKEN_MAX];
-    char                            error[CURL_ERROR_SIZE];
 };
 
 
@@ -105,26 +140,37 @@ static void ngx_http_stockprice_fetch_abandon(
 static void ngx_http_stockprice_fetch_refresh_handler(ngx_event_t *ev);
 static void ngx_http_stockprice_fetch_prune(
     ngx_http_stockprice_fetch_t *fetch);
-static void ngx_http_stockprice_fetch_request(
-    ngx_http_stockprice_fetch_t *fetch, ngx_http_stockprice_step_e step);
+static void ngx_http_stockprice_fetch_advance(
+    ngx_http_stockprice_fetch_t *fetch);
+static ngx_http_stockprice_fetch_req_t *ngx_http_stockprice_fetch_req(
+    ngx_http_stockprice_fetch_t *fetch, ngx_http_stockprice_req_state_e state);
+static ngx_int_t ngx_http_stockprice_fetch_request(
+    ngx_http_stockprice_fetch_t *fetch, ngx_http_stockprice_fetch_req_t *req,
+    ngx_http_stockprice_step_e step, ngx_uint_t part);
 static ngx_int_t ngx_http_stockprice_fetch_setopt(
-    ngx_http_stockprice_fetch_t *fetch, CURL *easy);
+    ngx_http_stockprice_fetch_t *fetch, ngx_http_stockprice_fetch_req_t *req);
 static size_t ngx_http_stockprice_fetch_write(char *ptr, size_t size,
     size_t nmemb, void *data);
 static void ngx_http_stockprice_fetch_release(
-    ngx_http_stockprice_fetch_t *fetch);
+    ngx_http_stockprice_fetch_req_t *req);
 static void ngx_http_stockprice_fetch_curl_done(CURL *easy, CURLcode result);
-static void ngx_http_stockprice_fetch_done(ngx_http_stockprice_fetch_t *fetch,
+static ngx_int_t ngx_http_stockprice_fetch_failed(
+    ngx_http_stockprice_fetch_t *fetch, ngx_http_stockprice_fetch_req_t *req,
     CURLcode result, long status);
 static void ngx_http_stockprice_fetch_auth_done(
-    ngx_http_stockprice_fetch_t *fetch, long status);
+    ngx_http_stockprice_fetch_t *fetch, ngx_http_stockprice_fetch_req_t *req);
 static void ngx_http_stockprice_fetch_prices_done(
-    ngx_http_stockprice_fetch_t *fetch, long status);
-static void ngx_http_stockprice_fetch_refused(
-    ngx_http_stockprice_fetch_t *fetch, long status);
+    ngx_http_stockprice_fetch_t *fetch, ngx_http_stockprice_fetch_req_t *req,
+    long status);
+static void ngx_http_stockprice_fetch_why(ngx_http_stockprice_fetch_t *fetch,
+    const char *fmt, ...);
 static void ngx_http_stockprice_fetch_slice_handler(ngx_event_t *ev);
-static ngx_int_t ngx_http_stockprice_fetch_parsed(
+static void ngx_http_stockprice_fetch_body(ngx_http_stockprice_fetch_t *fetch,
+    ngx_http_stockprice_fetch_req_t *req);
+static void ngx_http_stockprice_fetch_parsed(
     ngx_http_stockprice_fetch_t *fetch, int rc);
+static void ngx_http_stockprice_fetch_complete(
+    ngx_http_stockprice_fetch_t *fetch);
 static ngx_int_t ngx_http_stockprice_fetch_batch_init(
     ngx_http_stockprice_fetch_t *fetch, ngx_http_stockprice_record_t *recs,
     ngx_uint_t n);
@@ -152,7 +198,7 @@ ngx_int_t
 ngx_http_stockprice_fetch_init(ngx_cycle_t *cycle,
     ngx_http_stockprice_main_conf_t *spcf)
 {
-    ngx_uint_t                    i;
+    ngx_uint_t                    i, k;
     ngx_http_stockprice_feed_t  **feeds;
     ngx_http_stockprice_fetch_t  *fetch;
 
@@ -175,6 +221,21 @@ ngx_http_stockprice_fetch_init(ngx_cycle_t *cycle,
         fetch->feed = feeds[i];
         fetch->ctx = feeds[i]->shm_zone->data;
         fetch->log = cycle->log;
+
+        /* no more requests at once than there are parts */
+
+        fetch->nreqs = ngx_min(feeds[i]->concurrency, feeds[i]->nparts);
+        fetch->reqs = ngx_pcalloc(cycle->pool, fetch->nreqs
+                                  * sizeof(ngx_http_stockprice_fetch_req_t));
+        fetch->redo = ngx_pcalloc(cycle->pool,
+                                  fetch->nreqs * sizeof(ngx_uint_t));
+        if (fetch->reqs == NULL || fetch->redo == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (k = 0; k < fetch->nreqs; k++) {
+            fetch->reqs[k].fetch = fetch;
+        }
 
         fetch->timer.handler = ngx_http_stockprice_fetch_refresh_handler;
         fetch->timer.data = fetch;
@@ -211,9 +272,10 @@ ngx_http_stockprice_fetch_quit(void *data)
 {
     ngx_http_stockprice_main_conf_t *spcf = data;
 
-    ngx_uint_t                    i;
-    ngx_http_stockprice_feed_t  **feeds;
-    ngx_http_stockprice_fetch_t  *fetch;
+    ngx_uint_t                        i, k;
+    ngx_http_stockprice_feed_t      **feeds;
+    ngx_http_stockprice_fetch_t      *fetch;
+    ngx_http_stockprice_fetch_req_t  *req;
 
     feeds = spcf->feeds.elts;
 
@@ -232,10 +294,14 @@ ngx_http_stockprice_fetch_quit(void *data)
             ngx_http_stockprice_fetch_abandon(fetch);
         }
 
-        if (fetch->buf) {
-            ngx_free(fetch->buf);
-            fetch->buf = NULL;
-            fetch->size = 0;
+        for (k = 0; k < fetch->nreqs; k++) {
+            req = &fetch->reqs[k];
+
+            if (req->buf) {
+                ngx_free(req->buf);
+                req->buf = NULL;
+                req->size = 0;
+            }
         }
     }
 }
@@ -244,8 +310,7 @@ ngx_http_stockprice_fetch_quit(void *data)
 static void
 ngx_http_stockprice_fetch_abandon(ngx_http_stockprice_fetch_t *fetch)
 {
-    ngx_http_stockprice_fetch_release(fetch);
-    ngx_http_stockprice_fetch_work_free(fetch);
+    ngx_http_stockprice_fetch_reset(fetch);
     ngx_http_stockprice_zone_lease_drop(fetch->ctx, fetch->lease);
     fetch->lease = 0;
 }
@@ -290,19 +355,25 @@ ngx_http_stockprice_fetch_refresh_handler(ngx_event_t *ev)
                    &feed->shm_zone->shm.name);
 
     ngx_gettimeofday(&fetch->start);
+
+    fetch->next = 0;
+    fetch->ok = 0;
+    fetch->failed = 0;
+    fetch->nredo = 0;
     fetch->retried = 0;
+    fetch->held = 0;
+    fetch->retry_after = 0;
+    fetch->why_len = 0;
+    fetch->renewed = ngx_current_msec;
 
-    if (feed->auth_url.len
-        && ngx_http_stockprice_zone_token_get(fetch->ctx, fetch->token,
-                                              sizeof(fetch->token),
-                                              &fetch->token_len)
-           != NGX_OK)
-    {
-        ngx_http_stockprice_fetch_request(fetch, NGX_HTTP_STOCKPRICE_AUTH);
-        return;
-    }
+    fetch->auth = feed->auth_url.len
+                  && ngx_http_stockprice_zone_token_get(fetch->ctx,
+                                                        fetch->token,
+                                                        sizeof(fetch->token),
+                                                        &fetch->token_len)
+                     != NGX_OK;
 
-    ngx_http_stockprice_fetch_request(fetch, NGX_HTTP_STOCKPRICE_PRICES);
+    ngx_http_stockprice_fetch_advance(fetch);
 }
 
 
@@ -324,9 +395,109 @@ ngx_http_stockprice_fetch_prune(ngx_http_stockprice_fetch_t *fetch)
 }
 
 
+/*
+ * The refresh's next move, after each of its events: authenticate (once
+ * the requests in flight are in, as a re-auth replaces the token they
+ * carry), request parts while there are free slots, parse an answered
+ * body, or, all parts done, go on to the store.
+ */
+
 static void
+ngx_http_stockprice_fetch_advance(ngx_http_stockprice_fetch_t *fetch)
+{
+    ngx_uint_t                        part;
+    ngx_http_stockprice_fetch_req_t  *req;
+
+    if (fetch->authing) {
+        return;
+    }
+
+    if (fetch->auth && !fetch->held) {
+        if (fetch->sent) {
+            return;
+        }
+
+        req = ngx_http_stockprice_fetch_req(fetch, NGX_HTTP_STOCKPRICE_REQ_FREE);
+        if (req == NULL) {
+            /* every slot holds a body: parsed first */
+            goto body;
+        }
+
+        fetch->auth = 0;
+        fetch->authing = 1;
+
+        (void) ngx_http_stockprice_fetch_request(fetch, req,
+                                                 NGX_HTTP_STOCKPRICE_AUTH, 0);
+        return;
+    }
+
+    while (!fetch->held && !fetch->auth
+           && (fetch->nredo || fetch->next < fetch->feed->nparts))
+    {
+        req = ngx_http_stockprice_fetch_req(fetch, NGX_HTTP_STOCKPRICE_REQ_FREE);
+        if (req == NULL) {
+            break;
+        }
+
+        part = fetch->nredo ? fetch->redo[--fetch->nredo] : fetch->next++;
+
+        if (ngx_http_stockprice_fetch_request(fetch, req,
+                                              NGX_HTTP_STOCKPRICE_PRICES, part)
+            == NGX_ABORT)
+        {
+            return;
+        }
+    }
+
+body:
+
+    if (fetch->stage != NGX_HTTP_STOCKPRICE_IDLE) {
+        return;
+    }
+
+    req = ngx_http_stockprice_fetch_req(fetch, NGX_HTTP_STOCKPRICE_REQ_BODY);
+
+    if (req) {
+        ngx_http_stockprice_fetch_body(fetch, req);
+        ngx_post_event(&fetch->slice, &ngx_posted_next_events);
+        return;
+    }
+
+    if (fetch->sent == 0
+        && (fetch->held
+            || (!fetch->auth && fetch->nredo == 0
+                && fetch->next == fetch->feed->nparts)))
+    {
+        ngx_http_stockprice_fetch_complete(fetch);
+    }
+}
+
+
+static ngx_http_stockprice_fetch_req_t *
+ngx_http_stockprice_fetch_req(ngx_http_stockprice_fetch_t *fetch,
+    ngx_http_stockprice_req_state_e state)
+{
+    ngx_uint_t  k;
+
+    for (k = 0; k < fetch->nreqs; k++) {
+        if (fetch->reqs[k].state == state) {
+            return &fetch->reqs[k];
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * A request started in "req"; NGX_ABORT: the lease was lost (the refresh
+ * is gone), NGX_ERROR: it could not be started (counted as a failure)
+ */
+
+static ngx_int_t
 ngx_http_stockprice_fetch_request(ngx_http_stockprice_fetch_t *fetch,
-    ngx_http_stockprice_step_e step)
+    ngx_http_stockprice_fetch_req_t *req, ngx_http_stockprice_step_e step,
+    ngx_uint_t part)
 {
     CURL                        *easy;
     ngx_http_stockprice_ctx_t   *ctx;
@@ -343,35 +514,54 @@ ngx_http_stockprice_fetch_request(ngx_http_stockprice_fetch_t *fetch,
                != NGX_OK))
     {
         ngx_http_stockprice_fetch_lost(fetch);
-        return;
+        return NGX_ABORT;
     }
+
+    fetch->renewed = ngx_current_msec;
+
+    req->step = step;
+    req->part = part;
+    req->token = fetch->token_gen;
+    req->len = 0;
+    req->too_large = 0;
+    req->error[0] = '\0';
 
     easy = curl_easy_init();
-    if (easy == NULL) {
-        ngx_http_stockprice_fetch_fail(fetch, "curl_easy_init() failed");
-        return;
+
+    if (easy) {
+        req->easy = easy;
+
+        if (ngx_http_stockprice_fetch_setopt(fetch, req) == NGX_OK
+            && ngx_http_stockprice_curl_add(easy) == NGX_OK)
+        {
+            req->state = NGX_HTTP_STOCKPRICE_REQ_SENT;
+            fetch->sent++;
+            return NGX_OK;
+        }
+
+        ngx_http_stockprice_fetch_release(req);
     }
 
-    fetch->easy = easy;
-    fetch->step = step;
-    fetch->len = 0;
-    fetch->too_large = 0;
-    fetch->error[0] = '\0';
+    ngx_http_stockprice_fetch_why(fetch, "cannot start a request");
 
-    if (ngx_http_stockprice_fetch_setopt(fetch, easy) != NGX_OK
-        || ngx_http_stockprice_curl_add(easy) != NGX_OK)
-    {
-        ngx_http_stockprice_fetch_release(fetch);
-        ngx_http_stockprice_fetch_fail(fetch, "cannot start a request");
+    if (step == NGX_HTTP_STOCKPRICE_AUTH) {
+        fetch->authing = 0;
+        fetch->held = 1;
+
+    } else {
+        fetch->failed++;
     }
+
+    return NGX_ERROR;
 }
 
 
 static ngx_int_t
 ngx_http_stockprice_fetch_setopt(ngx_http_stockprice_fetch_t *fetch,
-    CURL *easy)
+    ngx_http_stockprice_fetch_req_t *req)
 {
     u_char                      *p;
+    CURL                        *easy;
     ngx_str_t                   *line;
     ngx_uint_t                   i;
     struct curl_slist           *headers, *h;
@@ -380,15 +570,16 @@ ngx_http_stockprice_fetch_setopt(ngx_http_stockprice_fetch_t *fetch,
                                       + NGX_HTTP_STOCKPRICE_TOKEN_MAX];
 
     feed = fetch->feed;
+    easy = req->easy;
 
     headers = curl_slist_append(NULL, "Accept: application/json");
     if (headers == NULL) {
         return NGX_ERROR;
     }
 
-    fetch->headers = headers;
+    req->headers = headers;
 
-    if (fetch->step == NGX_HTTP_STOCKPRICE_AUTH
+    if (req->step == NGX_HTTP_STOCKPRICE_AUTH
         && feed->auth_type == NGX_HTTP_STOCKPRICE_AUTH_OAUTH2)
     {
         h = curl_slist_append(headers, "Content-Type: "
@@ -403,7 +594,7 @@ ngx_http_stockprice_fetch_setopt(ngx_http_stockprice_fetch_t *fetch,
         curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE,
                          (long) feed->auth_body.len);
 
-    } else if (fetch->step == NGX_HTTP_STOCKPRICE_AUTH) {
+    } else if (req->step == NGX_HTTP_STOCKPRICE_AUTH) {
         h = curl_slist_append(headers, "Content-Type: application/json");
 
         curl_easy_setopt(easy, CURLOPT_URL, feed->auth_url.data);
@@ -431,7 +622,7 @@ ngx_http_stockprice_fetch_setopt(ngx_http_stockprice_fetch_t *fetch,
             h = curl_slist_append(headers, (char *) line[i].data);
         }
 
-        curl_easy_setopt(easy, CURLOPT_URL, feed->url.data);
+        curl_easy_setopt(easy, CURLOPT_URL, feed->parts[req->part].url.data);
     }
 
     if (h == NULL) {
@@ -440,11 +631,11 @@ ngx_http_stockprice_fetch_setopt(ngx_http_stockprice_fetch_t *fetch,
 
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(easy, CURLOPT_USERAGENT, NGX_HTTP_STOCKPRICE_AGENT);
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, fetch);
-    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, fetch->error);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, req);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, req->error);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION,
                      ngx_http_stockprice_fetch_write);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, fetch);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) feed->timeout);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) feed->timeout);
@@ -462,6 +653,7 @@ ngx_http_stockprice_fetch_setopt(ngx_http_stockprice_fetch_t *fetch,
     curl_easy_setopt(easy, CURLOPT_QUICK_EXIT, 1L);
 #endif
 
+    ngx_http_stockprice_curl_share(easy);
     ngx_http_stockprice_ssl_setopt(easy, &feed->ssl);
 
     return NGX_OK;
@@ -472,79 +664,80 @@ static size_t
 ngx_http_stockprice_fetch_write(char *ptr, size_t size, size_t nmemb,
     void *data)
 {
-    ngx_http_stockprice_fetch_t *fetch = data;
+    ngx_http_stockprice_fetch_req_t *req = data;
 
     u_char      *p;
-    size_t       n, need;
+    size_t       n, need, max;
     curl_off_t   length;
 
     n = size * nmemb;
-    need = fetch->len + n;
+    need = req->len + n;
+    max = req->fetch->feed->max_size;
 
     /* cut the transfer off as soon as it passes max_size */
 
-    if (need > fetch->feed->max_size) {
-        fetch->too_large = 1;
+    if (need > max) {
+        req->too_large = 1;
         return 0;
     }
 
     /* a Content-Length known: room for all of it at once */
 
-    if (fetch->len == 0
-        && curl_easy_getinfo(fetch->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+    if (req->len == 0
+        && curl_easy_getinfo(req->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
                              &length)
            == CURLE_OK
         && length > 0
         && (uint64_t) length > need)
     {
-        need = ngx_min((uint64_t) length, (uint64_t) fetch->feed->max_size);
+        need = ngx_min((uint64_t) length, (uint64_t) max);
     }
 
-    if (need > fetch->size) {
-        need = ngx_max(need, ngx_max(fetch->size * 2,
+    if (need > req->size) {
+        need = ngx_max(need, ngx_max(req->size * 2,
                                      NGX_HTTP_STOCKPRICE_BUF_MIN));
-        need = ngx_min(need, fetch->feed->max_size);
+        need = ngx_min(need, max);
 
         /* one spare byte: a NUL after the body for the parser */
 
-        p = ngx_alloc(need + 1, fetch->log);
+        p = ngx_alloc(need + 1, req->fetch->log);
         if (p == NULL) {
             return 0;
         }
 
-        if (fetch->buf) {
-            ngx_memcpy(p, fetch->buf, fetch->len);
-            ngx_free(fetch->buf);
+        if (req->buf) {
+            ngx_memcpy(p, req->buf, req->len);
+            ngx_free(req->buf);
         }
 
-        fetch->buf = p;
-        fetch->size = need;
+        req->buf = p;
+        req->size = need;
     }
 
-    ngx_memcpy(fetch->buf + fetch->len, ptr, n);
-    fetch->len += n;
+    ngx_memcpy(req->buf + req->len, ptr, n);
+    req->len += n;
 
     /*
      * cJSON before the fix of CVE-2023-53154 may read one byte past
      * a body that ends inside an object
      */
-    fetch->buf[fetch->len] = '\0';
+    req->buf[req->len] = '\0';
 
     return n;
 }
 
 
 static void
-ngx_http_stockprice_fetch_release(ngx_http_stockprice_fetch_t *fetch)
+ngx_http_stockprice_fetch_release(ngx_http_stockprice_fetch_req_t *req)
 {
-    if (fetch->easy) {
-        ngx_http_stockprice_curl_remove(fetch->easy);
-        fetch->easy = NULL;
+    if (req->easy) {
+        ngx_http_stockprice_curl_remove(req->easy);
+        req->easy = NULL;
     }
 
-    if (fetch->headers) {
-        curl_slist_free_all(fetch->headers);
-        fetch->headers = NULL;
+    if (req->headers) {
+        curl_slist_free_all(req->headers);
+        req->headers = NULL;
     }
 }
 
@@ -552,80 +745,131 @@ ngx_http_stockprice_fetch_release(ngx_http_stockprice_fetch_t *fetch)
 static void
 ngx_http_stockprice_fetch_curl_done(CURL *easy, CURLcode result)
 {
-    long                          status;
-    curl_off_t                    retry;
-    ngx_http_stockprice_fetch_t  *fetch;
+    long                              status;
+    curl_off_t                        retry;
+    ngx_http_stockprice_fetch_t      *fetch;
+    ngx_http_stockprice_fetch_req_t  *req;
 
-    fetch = NULL;
+    req = NULL;
     status = 0;
 
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &fetch);
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &req);
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
 
-    if (fetch == NULL || fetch->easy != easy) {
+    if (req == NULL || req->easy != easy) {
         ngx_http_stockprice_curl_remove(easy);
         return;
     }
 
-    /* seconds, or an HTTP date made seconds by curl; an hour at most */
+    fetch = req->fetch;
 
-    fetch->retry_after = 0;
+    /*
+     * seconds, or an HTTP date made seconds by curl; an hour at most; no
+     * more requests of this refresh to the upstream that asked for it
+     */
 
     if ((status == 429 || status == 503)
         && curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &retry)
            == CURLE_OK
         && retry > 0)
     {
-        fetch->retry_after = (ngx_msec_t) ngx_min(retry,
-                                NGX_HTTP_STOCKPRICE_RETRY_AFTER_MAX) * 1000;
+        fetch->retry_after = ngx_max(fetch->retry_after,
+                                     (ngx_msec_t) ngx_min(retry,
+                                         NGX_HTTP_STOCKPRICE_RETRY_AFTER_MAX)
+                                     * 1000);
+        fetch->held = 1;
     }
 
-    ngx_http_stockprice_fetch_release(fetch);
-    ngx_http_stockprice_fetch_done(fetch, result, status);
+    ngx_http_stockprice_fetch_release(req);
+
+    req->state = NGX_HTTP_STOCKPRICE_REQ_FREE;
+    fetch->sent--;
+
+    if (req->step == NGX_HTTP_STOCKPRICE_AUTH) {
+        fetch->authing = 0;
+
+        if (ngx_http_stockprice_fetch_failed(fetch, req, result, status)
+            == NGX_OK)
+        {
+            ngx_http_stockprice_fetch_auth_done(fetch, req);
+        }
+
+    } else if (result != CURLE_OK) {
+        (void) ngx_http_stockprice_fetch_failed(fetch, req, result, status);
+
+    } else {
+        ngx_http_stockprice_fetch_prices_done(fetch, req, status);
+    }
+
+    if (fetch->lease) {
+        ngx_http_stockprice_fetch_advance(fetch);
+    }
 }
 
 
-static void
-ngx_http_stockprice_fetch_done(ngx_http_stockprice_fetch_t *fetch,
-    CURLcode result, long status)
+/*
+ * NGX_OK: the request got a 2xx answer; else why not is noted, and for
+ * auth no more requests are made in this refresh
+ */
+
+static ngx_int_t
+ngx_http_stockprice_fetch_failed(ngx_http_stockprice_fetch_t *fetch,
+    ngx_http_stockprice_fetch_req_t *req, CURLcode result, long status)
 {
     const char  *what;
 
-    what = (fetch->step == NGX_HTTP_STOCKPRICE_AUTH) ? "auth" : "upstream";
+    what = (req->step == NGX_HTTP_STOCKPRICE_AUTH) ? "auth" : "upstream";
+
+    if (result == CURLE_OK && status >= 200 && status <= 299) {
+        return NGX_OK;
+    }
+
+    if (req->step == NGX_HTTP_STOCKPRICE_AUTH) {
+        fetch->held = 1;
+
+    } else {
+        fetch->failed++;
+    }
 
     if (result != CURLE_OK) {
 
-        if (fetch->too_large || result == CURLE_FILESIZE_EXCEEDED) {
-            ngx_http_stockprice_fetch_fail(fetch,
+        if (req->too_large || result == CURLE_FILESIZE_EXCEEDED) {
+            ngx_http_stockprice_fetch_why(fetch,
                                      "%s response larger than max_size %uz",
                                      what, fetch->feed->max_size);
 
         } else if (result == CURLE_OPERATION_TIMEDOUT) {
-            ngx_http_stockprice_fetch_fail(fetch, "%s timed out after %M ms",
-                                           what, fetch->feed->timeout);
+            ngx_http_stockprice_fetch_why(fetch, "%s timed out after %M ms",
+                                          what, fetch->feed->timeout);
 
         } else {
-            ngx_http_stockprice_fetch_fail(fetch, "%s request failed: %s",
-                                           what, fetch->error[0]
-                                                 ? fetch->error
-                                                 : curl_easy_strerror(result));
+            ngx_http_stockprice_fetch_why(fetch, "%s request failed: %s",
+                                          what, req->error[0]
+                                                ? req->error
+                                                : curl_easy_strerror(result));
         }
 
-        return;
+        return NGX_ERROR;
     }
 
-    if (fetch->step == NGX_HTTP_STOCKPRICE_AUTH) {
-        ngx_http_stockprice_fetch_auth_done(fetch, status);
+    /* an answer other than 2xx, with its Retry-After */
+
+    if (fetch->retry_after) {
+        ngx_http_stockprice_fetch_why(fetch, "%s answered %l, retry after "
+                                      "%M s", what, status,
+                                      fetch->retry_after / 1000);
 
     } else {
-        ngx_http_stockprice_fetch_prices_done(fetch, status);
+        ngx_http_stockprice_fetch_why(fetch, "%s answered %l", what, status);
     }
+
+    return NGX_ERROR;
 }
 
 
 static void
 ngx_http_stockprice_fetch_auth_done(ngx_http_stockprice_fetch_t *fetch,
-    long status)
+    ngx_http_stockprice_fetch_req_t *req)
 {
     int        rc;
     char      *token;
@@ -633,24 +877,19 @@ ngx_http_stockprice_fetch_auth_done(ngx_http_stockprice_fetch_t *fetch,
     size_t     len;
     ngx_int_t  set;
 
-    if (status < 200 || status > 299) {
-        ngx_http_stockprice_fetch_refused(fetch, status);
-        return;
-    }
-
     if (fetch->feed->auth_type == NGX_HTTP_STOCKPRICE_AUTH_OAUTH2) {
-        rc = ngx_http_stockprice_parse_oauth_token((char *) fetch->buf,
-                                                   fetch->len, &token, &len,
+        rc = ngx_http_stockprice_parse_oauth_token((char *) req->buf,
+                                                   req->len, &token, &len,
                                                    &expires_in);
 
     } else {
-        rc = ngx_http_stockprice_parse_token((char *) fetch->buf, fetch->len,
+        rc = ngx_http_stockprice_parse_token((char *) req->buf, req->len,
                                              &token, &len, &expires_in);
     }
 
     if (rc != NGX_HTTP_STOCKPRICE_PARSE_OK) {
-        ngx_http_stockprice_fetch_fail(fetch,
-                                       "auth answer has no valid token");
+        fetch->held = 1;
+        ngx_http_stockprice_fetch_why(fetch, "auth answer has no valid token");
         return;
     }
 
@@ -669,86 +908,95 @@ ngx_http_stockprice_fetch_auth_done(ngx_http_stockprice_fetch_t *fetch,
     }
 
     if (set != NGX_OK) {
-        ngx_http_stockprice_fetch_fail(fetch, "auth answer has no valid token");
+        fetch->held = 1;
+        ngx_http_stockprice_fetch_why(fetch, "auth answer has no valid token");
         return;
     }
+
+    fetch->token_gen++;
 
     ngx_log_error(NGX_LOG_INFO, fetch->log, 0,
                   "stockprice zone \"%V\": authenticated%s",
                   &fetch->feed->shm_zone->shm.name,
                   expires_in > 0 ? "" : ", token does not expire");
-
-    ngx_http_stockprice_fetch_request(fetch, NGX_HTTP_STOCKPRICE_PRICES);
 }
 
 
 static void
 ngx_http_stockprice_fetch_prices_done(ngx_http_stockprice_fetch_t *fetch,
-    long status)
+    ngx_http_stockprice_fetch_req_t *req, long status)
 {
     ngx_http_stockprice_feed_t  *feed;
 
     feed = fetch->feed;
 
-    if (status == 401 && feed->auth_url.len && !fetch->retried) {
-        /* the token was refused: authenticate once more, then retry */
-        fetch->retried = 1;
-        ngx_http_stockprice_zone_token_clear(fetch->ctx, fetch->token,
-                                             fetch->token_len);
-        ngx_http_stockprice_fetch_request(fetch, NGX_HTTP_STOCKPRICE_AUTH);
+    /*
+     * the token refused: once per refresh authenticate again, and ask
+     * again with the new token; so too a request sent with a token that
+     * is being or has been replaced
+     */
+
+    if (status == 401 && feed->auth_url.len && !fetch->held
+        && fetch->nredo < fetch->nreqs
+        && (fetch->auth || req->token != fetch->token_gen || !fetch->retried))
+    {
+        if (!fetch->auth && req->token == fetch->token_gen) {
+            fetch->retried = 1;
+            fetch->auth = 1;
+            ngx_http_stockprice_zone_token_clear(fetch->ctx, fetch->token,
+                                                 fetch->token_len);
+        }
+
+        fetch->redo[fetch->nredo++] = req->part;
         return;
     }
 
-    if (status < 200 || status > 299) {
-        ngx_http_stockprice_fetch_refused(fetch, status);
+    if (ngx_http_stockprice_fetch_failed(fetch, req, CURLE_OK, status)
+        != NGX_OK)
+    {
         return;
     }
 
-    /* the lease covers the work on the body too: renewed at its start */
-
-    fetch->renewed = ngx_current_msec - NGX_HTTP_STOCKPRICE_LEASE_POLL;
-
-    ngx_http_stockprice_parse_start(&fetch->parser, (char *) fetch->buf,
-                                    fetch->len, &feed->shape, NULL, 0,
-                                    feed->filter, feed->nfilter);
-
-    fetch->stage = NGX_HTTP_STOCKPRICE_PARSING;
-
-    ngx_http_stockprice_fetch_slice_handler(&fetch->slice);
+    req->state = NGX_HTTP_STOCKPRICE_REQ_BODY;
 }
 
 
-/* an answer other than 2xx: a failed refresh, with its Retry-After */
+/* the first failure of a refresh, secrets shown as $NAME */
 
 static void
-ngx_http_stockprice_fetch_refused(ngx_http_stockprice_fetch_t *fetch,
-    long status)
+ngx_http_stockprice_fetch_why(ngx_http_stockprice_fetch_t *fetch,
+    const char *fmt, ...)
 {
-    const char  *what;
+    u_char   *p;
+    va_list   args;
 
-    what = (fetch->step == NGX_HTTP_STOCKPRICE_AUTH) ? "auth" : "upstream";
-
-    if (fetch->retry_after) {
-        ngx_http_stockprice_fetch_fail(fetch, "%s answered %l, retry after "
-                                       "%M s", what, status,
-                                       fetch->retry_after / 1000);
+    if (fetch->why_len) {
         return;
     }
 
-    ngx_http_stockprice_fetch_fail(fetch, "%s answered %l", what, status);
+    va_start(args, fmt);
+    p = ngx_vslprintf(fetch->why, fetch->why + sizeof(fetch->why), fmt, args);
+    va_end(args);
+
+    /* curl's reason may quote the URL: $NAME for a secret's value */
+
+    fetch->why_len = ngx_http_stockprice_request_scrub(fetch->feed, fetch->why,
+                                                       p - fetch->why,
+                                                       sizeof(fetch->why));
 }
 
 
 /*
- * One slice of the work on a prices body, then the event loop's turn: the
- * event goes to ngx_posted_next_events, run after the next poll for I/O,
- * which does not wait while it is there.
+ * One slice of the work on the prices bodies, then the event loop's turn:
+ * the event goes to ngx_posted_next_events, run after the next poll for
+ * I/O, which does not wait while it is there.
  */
 
 static void
 ngx_http_stockprice_fetch_slice_handler(ngx_event_t *ev)
 {
     int                           rc;
+    ngx_uint_t                    small;
     ngx_http_stockprice_fetch_t  *fetch;
 
     fetch = ev->data;
@@ -788,15 +1036,21 @@ ngx_http_stockprice_fetch_slice_handler(ngx_event_t *ev)
             break;
         }
 
-        if (ngx_http_stockprice_fetch_parsed(fetch, rc) != NGX_AGAIN) {
+        small = (fetch->parser.chunks <= 1);
+
+        ngx_http_stockprice_fetch_parsed(fetch, rc);
+        ngx_http_stockprice_fetch_advance(fetch);
+
+        if (fetch->stage != NGX_HTTP_STOCKPRICE_RENDERING || !small) {
+            /* advance() posted the next slice, if there is one */
             return;
         }
 
-        if (fetch->parser.chunks > 1) {
-            break;
-        }
-
         /* a small body, parsed in one slice: on in the same turn */
+
+        if (ev->posted) {
+            ngx_delete_posted_event(ev);
+        }
 
         /* fall through */
 
@@ -829,89 +1083,162 @@ ngx_http_stockprice_fetch_slice_handler(ngx_event_t *ev)
 }
 
 
-/* the body parsed: NGX_AGAIN, records to render; else finished */
+/* the parser on the body in "req", the records of earlier ones kept */
 
-static ngx_int_t
-ngx_http_stockprice_fetch_parsed(ngx_http_stockprice_fetch_t *fetch, int rc)
+static void
+ngx_http_stockprice_fetch_body(ngx_http_stockprice_fetch_t *fetch,
+    ngx_http_stockprice_fetch_req_t *req)
 {
-    size_t                              n;
-    ngx_str_t                          *records;
-    ngx_http_stockprice_record_t       *recs;
-    ngx_http_stockprice_parse_stats_t  *st;
+    ngx_http_stockprice_feed_t  *feed;
+    ngx_http_stockprice_part_t  *part;
 
-    st = &fetch->parser.stats;
-    records = &fetch->feed->records;
+    feed = fetch->feed;
+    part = &feed->parts[req->part];
 
-    if (rc == NGX_HTTP_STOCKPRICE_PARSE_OK) {
-        rc = ngx_http_stockprice_parse_done(&fetch->parser, &recs, &n);
+    if (fetch->parsing) {
+        ngx_http_stockprice_parse_next(&fetch->parser, (char *) req->buf,
+                                       req->len, (char *) part->symbol.data,
+                                       part->symbol.len);
 
     } else {
-        ngx_http_stockprice_parse_abort(&fetch->parser);
+        ngx_http_stockprice_parse_start(&fetch->parser, (char *) req->buf,
+                                        req->len, &feed->shape,
+                                        (char *) part->symbol.data,
+                                        part->symbol.len, feed->filter,
+                                        feed->nfilter);
+        fetch->parsing = 1;
     }
 
+    fetch->body = req;
+    fetch->stage = NGX_HTTP_STOCKPRICE_PARSING;
+}
+
+
+/* a body parsed: its part applied, or failed and its records undone */
+
+static void
+ngx_http_stockprice_fetch_parsed(ngx_http_stockprice_fetch_t *fetch, int rc)
+{
+    size_t                              kept, skipped;
+    ngx_str_t                          *records;
+    ngx_http_stockprice_parse_stats_t  *st, *mark;
+
+    st = &fetch->parser.stats;
+    mark = &fetch->parser.mark_stats;
+    records = &fetch->feed->records;
+
+    fetch->body->state = NGX_HTTP_STOCKPRICE_REQ_FREE;
+    fetch->body = NULL;
     fetch->stage = NGX_HTTP_STOCKPRICE_IDLE;
+
+    kept = fetch->parser.n - fetch->parser.mark;
+    skipped = st->bad_symbol + st->bad_price + st->not_object
+              - mark->bad_symbol - mark->bad_price - mark->not_object;
+
+    if (rc == NGX_HTTP_STOCKPRICE_PARSE_OK && (kept || skipped == 0)) {
+        fetch->ok++;
+        return;
+    }
+
+    fetch->failed++;
 
     switch (rc) {
 
     case NGX_HTTP_STOCKPRICE_PARSE_OK:
+        /* a provider's note in place of its records, as a rule */
+        ngx_http_stockprice_fetch_why(fetch, "no valid record in upstream "
+                                      "response, %uz skipped (%uz bad "
+                                      "symbol, %uz bad price, %uz not an "
+                                      "object)", skipped,
+                                      st->bad_symbol - mark->bad_symbol,
+                                      st->bad_price - mark->bad_price,
+                                      st->not_object - mark->not_object);
         break;
 
     case NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON:
-        ngx_http_stockprice_fetch_fail(fetch,
-                                       "upstream response is not valid JSON");
-        return NGX_DONE;
+        ngx_http_stockprice_fetch_why(fetch,
+                                      "upstream response is not valid JSON");
+        break;
 
     case NGX_HTTP_STOCKPRICE_PARSE_NOT_FOUND:
-        ngx_http_stockprice_fetch_fail(fetch, "upstream response has nothing "
-                                       "at \"records=%V\"", records);
-        return NGX_DONE;
+        ngx_http_stockprice_fetch_why(fetch, "upstream response has nothing "
+                                      "at \"records=%V\"", records);
+        break;
 
     case NGX_HTTP_STOCKPRICE_PARSE_NOT_ARRAY:
         if (records->len) {
-            ngx_http_stockprice_fetch_fail(fetch, "upstream response has no "
-                                           "array or object at "
-                                           "\"records=%V\"", records);
+            ngx_http_stockprice_fetch_why(fetch, "upstream response has no "
+                                          "array or object at "
+                                          "\"records=%V\"", records);
 
         } else {
-            ngx_http_stockprice_fetch_fail(fetch, "upstream response is not "
-                                           "a JSON array or object");
+            ngx_http_stockprice_fetch_why(fetch, "upstream response is not "
+                                          "a JSON array or object");
         }
 
-        return NGX_DONE;
+        break;
 
     default:
-        ngx_http_stockprice_fetch_fail(fetch,
-                                       "cannot parse upstream response");
-        return NGX_DONE;
+        ngx_http_stockprice_fetch_why(fetch,
+                                      "cannot parse upstream response");
+        break;
     }
 
-    if (n == 0 && st->bad_symbol + st->bad_price + st->not_object) {
-        /* a provider's note in place of its records, as a rule */
-        ngx_http_stockprice_fetch_fail(fetch, "no valid record in upstream "
-                                       "response, %uz skipped (%uz bad "
-                                       "symbol, %uz bad price, %uz not an "
-                                       "object)",
-                                       st->bad_symbol + st->bad_price
-                                       + st->not_object,
-                                       st->bad_symbol, st->bad_price,
-                                       st->not_object);
-        return NGX_DONE;
+    ngx_http_stockprice_parse_undo(&fetch->parser);
+}
+
+
+/*
+ * Every part requested, answered and parsed (or given up): the records
+ * of those that succeeded to render and store, unless none did
+ */
+
+static void
+ngx_http_stockprice_fetch_complete(ngx_http_stockprice_fetch_t *fetch)
+{
+    size_t                         n;
+    ngx_str_t                      error;
+    ngx_http_stockprice_record_t  *recs;
+
+    /* parts never asked for, after a Retry-After or a failed auth */
+
+    fetch->failed += fetch->nredo + (fetch->feed->nparts - fetch->next);
+    fetch->nredo = 0;
+    fetch->next = fetch->feed->nparts;
+
+    if (fetch->ok == 0) {
+        error.data = fetch->why;
+        error.len = fetch->why_len;
+
+        if (error.len == 0) {
+            ngx_str_set(&error, "no request succeeded");
+        }
+
+        ngx_http_stockprice_fetch_finish(fetch, &error);
+        return;
+    }
+
+    if (ngx_http_stockprice_parse_done(&fetch->parser, &recs, &n)
+        != NGX_HTTP_STOCKPRICE_PARSE_OK)
+    {
+        ngx_http_stockprice_fetch_fail(fetch, "cannot store records");
+        return;
     }
 
     if (n == 0) {
         ngx_http_stockprice_fetch_finish(fetch, NULL);
-        return NGX_DONE;
+        return;
     }
 
     if (ngx_http_stockprice_fetch_batch_init(fetch, recs, n) != NGX_OK) {
         free(recs);
         ngx_http_stockprice_fetch_fail(fetch, "cannot store records");
-        return NGX_DONE;
+        return;
     }
 
     fetch->stage = NGX_HTTP_STOCKPRICE_RENDERING;
 
-    return NGX_AGAIN;
+    ngx_post_event(&fetch->slice, &ngx_posted_next_events);
 }
 
 
@@ -1110,8 +1437,14 @@ ngx_http_stockprice_fetch_work_free(ngx_http_stockprice_fetch_t *fetch)
         ngx_delete_posted_event(&fetch->slice);
     }
 
-    if (fetch->stage == NGX_HTTP_STOCKPRICE_PARSING) {
+    if (fetch->parsing) {
         ngx_http_stockprice_parse_abort(&fetch->parser);
+        fetch->parsing = 0;
+    }
+
+    if (fetch->body) {
+        fetch->body->state = NGX_HTTP_STOCKPRICE_REQ_FREE;
+        fetch->body = NULL;
     }
 
     ngx_http_stockprice_zone_build_free(&fetch->build);
@@ -1180,9 +1513,10 @@ ngx_http_stockprice_fetch_finish(ngx_http_stockprice_fetch_t *fetch,
     }
 
     outcome.error = error;
+    outcome.partial = (error == NULL && fetch->failed);
     outcome.skipped = skipped;
     outcome.replaced = replaced;
-    outcome.retry_after = error ? fetch->retry_after : 0;
+    outcome.retry_after = fetch->retry_after;
 
     fetch->retry_after = 0;
 
@@ -1202,7 +1536,15 @@ ngx_http_stockprice_fetch_finish(ngx_http_stockprice_fetch_t *fetch,
                       "stockprice zone \"%V\": %V, keeping %ui symbols",
                       &fetch->feed->shm_zone->shm.name, error, nsymbols);
 
-    } else if (skipped || replaced) {
+    } else if (outcome.partial) {
+        ngx_log_error(NGX_LOG_WARN, fetch->log, 0,
+                      "stockprice zone \"%V\": %ui of %ui requests failed "
+                      "(%*s), the others applied",
+                      &fetch->feed->shm_zone->shm.name, fetch->failed,
+                      fetch->failed + fetch->ok, fetch->why_len, fetch->why);
+    }
+
+    if (error == NULL && (skipped || replaced)) {
         ngx_log_error(NGX_LOG_WARN, fetch->log, 0,
                       "stockprice zone \"%V\": skipped %uz of %uz records "
                       "(%uz bad symbol, %uz bad price, %uz not an object), "
@@ -1242,16 +1584,29 @@ ngx_http_stockprice_fetch_lost(ngx_http_stockprice_fetch_t *fetch)
 static void
 ngx_http_stockprice_fetch_reset(ngx_http_stockprice_fetch_t *fetch)
 {
-    ngx_http_stockprice_fetch_release(fetch);
+    ngx_uint_t                        k;
+    ngx_http_stockprice_fetch_req_t  *req;
+
     ngx_http_stockprice_fetch_work_free(fetch);
 
-    if (fetch->size > NGX_HTTP_STOCKPRICE_BUF_MIN * 4) {
-        ngx_free(fetch->buf);
-        fetch->buf = NULL;
-        fetch->size = 0;
+    for (k = 0; k < fetch->nreqs; k++) {
+        req = &fetch->reqs[k];
+
+        ngx_http_stockprice_fetch_release(req);
+        req->state = NGX_HTTP_STOCKPRICE_REQ_FREE;
+        req->len = 0;
+
+        if (req->size > NGX_HTTP_STOCKPRICE_BUF_MIN * 4) {
+            ngx_free(req->buf);
+            req->buf = NULL;
+            req->size = 0;
+        }
     }
 
-    fetch->len = 0;
+    fetch->sent = 0;
+    fetch->nredo = 0;
+    fetch->auth = 0;
+    fetch->authing = 0;
 }
 
 

@@ -24,6 +24,7 @@
 #define NGX_HTTP_STOCKPRICE_INTERVAL         10000
 #define NGX_HTTP_STOCKPRICE_TIMEOUT          5000
 #define NGX_HTTP_STOCKPRICE_MAX_SIZE         (1024 * 1024)
+#define NGX_HTTP_STOCKPRICE_CONCURRENCY      4
 
 
 /* one stockprice_poll's parameters as read, before the feed is made */
@@ -97,6 +98,8 @@ static char *ngx_http_stockprice_poll_proxy(ngx_conf_t *cf,
 static char *ngx_http_stockprice_poll_secret(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_header(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_count(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_field(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
@@ -181,6 +184,8 @@ static ngx_http_stockprice_param_t  ngx_http_stockprice_poll_params[] = {
     { ngx_string("proxy="), ngx_http_stockprice_poll_proxy, 0 },
     { ngx_string("secret="), ngx_http_stockprice_poll_secret, 1 },
     { ngx_string("header="), ngx_http_stockprice_poll_header, 1 },
+    { ngx_string("batch="), ngx_http_stockprice_poll_count, 0 },
+    { ngx_string("concurrency="), ngx_http_stockprice_poll_count, 0 },
     { ngx_string("records="), ngx_http_stockprice_poll_field, 0 },
     { ngx_string("symbol_field="), ngx_http_stockprice_poll_field, 0 },
     { ngx_string("price_field="), ngx_http_stockprice_poll_field, 0 },
@@ -317,6 +322,7 @@ ngx_http_stockprice_poll(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     poll.feed->ssl.verify = 1;
     ngx_str_set(&poll.feed->proxy, "");
     ngx_http_stockprice_parse_shape_default(&poll.feed->shape);
+    poll.feed->concurrency = NGX_HTTP_STOCKPRICE_CONCURRENCY;
     poll.url = value[1];
 
     if (ngx_http_stockprice_conf_check_url(&poll.url) != NGX_OK) {
@@ -654,6 +660,41 @@ ngx_http_stockprice_poll_ssl_key(ngx_conf_t *cf,
 
 /* a forward proxy for every upstream request; the environment's are not */
 
+/* batch=N, concurrency=N */
+
+static char *
+ngx_http_stockprice_poll_count(ngx_conf_t *cf, ngx_http_stockprice_poll_t *p,
+    ngx_str_t *arg, ngx_str_t *value)
+{
+    ngx_int_t  n;
+
+    n = ngx_atoi(value->data, value->len);
+
+    if (arg->data[0] == 'b') {
+        if (n == NGX_ERROR || n < 1) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid batch \"%V\": must be at least 1",
+                               arg);
+            return NGX_CONF_ERROR;
+        }
+
+        p->feed->batch = n;
+        return NGX_CONF_OK;
+    }
+
+    if (n == NGX_ERROR || n < 1 || n > NGX_HTTP_STOCKPRICE_CONCURRENCY_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid concurrency \"%V\": must be 1 to %d",
+                           arg, NGX_HTTP_STOCKPRICE_CONCURRENCY_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    p->feed->concurrency = n;
+
+    return NGX_CONF_OK;
+}
+
+
 /* records=, symbol_field=, price_field=: JSON Pointers */
 
 static char *
@@ -903,7 +944,7 @@ ngx_http_stockprice_poll_feed(ngx_conf_t *cf,
     }
 
     rv = ngx_http_stockprice_request_make(cf, feed, &p->url, &p->list,
-                                          p->secrets, p->headers);
+                                          p->symbols, p->secrets, p->headers);
     if (rv != NGX_CONF_OK) {
         return rv;
     }

@@ -22,6 +22,9 @@
 #define NGX_HTTP_STOCKPRICE_AUTH_LOGIN   0
 #define NGX_HTTP_STOCKPRICE_AUTH_OAUTH2  1
 
+/* prices requests of one refresh in flight at once, at most */
+#define NGX_HTTP_STOCKPRICE_CONCURRENCY_MAX  64
+
 
 typedef struct ngx_http_stockprice_fetch_s  ngx_http_stockprice_fetch_t;
 typedef struct ngx_http_stockprice_ctx_s    ngx_http_stockprice_ctx_t;
@@ -37,10 +40,22 @@ typedef struct {
 } ngx_http_stockprice_ssl_t;
 
 
+/* one prices request of a refresh */
+
+typedef struct {
+    ngx_str_t                       url;        /* NUL-terminated */
+    ngx_str_t                       symbol;     /* $symbol's; else empty */
+} ngx_http_stockprice_part_t;
+
+
 /* one stockprice_poll: its configuration and this worker's poller */
 
 typedef struct {
-    ngx_str_t                       url;        /* with ?symbols=, NUL */
+    ngx_str_t                       url;        /* parts[0].url */
+    ngx_http_stockprice_part_t     *parts;      /* requests of a refresh */
+    ngx_uint_t                      nparts;
+    ngx_uint_t                      batch;      /* 0: all in one */
+    ngx_uint_t                      concurrency;
     ngx_str_t                       auth_url;   /* NUL; len 0: no auth */
     ngx_str_t                       auth_body;  /* JSON, or OAuth2 form */
     ngx_uint_t                      auth_type;  /* AUTH_LOGIN, _OAUTH2 */

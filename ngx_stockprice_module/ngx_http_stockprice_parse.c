@@ -321,17 +321,32 @@ ngx_http_stockprice_parse_start(ngx_http_stockprice_parser_t *p, char *buf,
     size_t len, const ngx_http_stockprice_shape_t *shape, const char *want,
     size_t want_len, const ngx_http_stockprice_str_t *filter, size_t nfilter)
 {
-    size_t  i;
-
     memset(p, 0, sizeof(ngx_http_stockprice_parser_t));
+
+    p->shape = shape ? shape : &ngx_http_stockprice_parse_default;
+    p->filter = filter;
+    p->nfilter = nfilter;
+
+    ngx_http_stockprice_parse_next(p, buf, len, want, want_len);
+}
+
+
+void
+ngx_http_stockprice_parse_next(ngx_http_stockprice_parser_t *p, char *buf,
+    size_t len, const char *want, size_t want_len)
+{
+    size_t  i;
 
     p->buf = buf;
     p->len = len;
-    p->shape = shape ? shape : &ngx_http_stockprice_parse_default;
+    p->pos = 0;
+    p->at = 0;
+    p->chunked = 0;
+    p->chunks = 0;
     p->want = want_len ? want : NULL;
     p->want_len = want_len;
-    p->filter = filter;
-    p->nfilter = nfilter;
+    p->mark = p->n;
+    p->mark_stats = p->stats;
 
     ngx_http_stockprice_parse_patch(buf, len);
 
@@ -700,6 +715,14 @@ ngx_http_stockprice_parse_done(ngx_http_stockprice_parser_t *p,
     *nrecords = m;
 
     return NGX_HTTP_STOCKPRICE_PARSE_OK;
+}
+
+
+void
+ngx_http_stockprice_parse_undo(ngx_http_stockprice_parser_t *p)
+{
+    p->n = p->mark;
+    p->stats = p->mark_stats;
 }
 
 

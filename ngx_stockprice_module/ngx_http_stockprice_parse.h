@@ -210,6 +210,8 @@ typedef struct {
     size_t                               n;
     size_t                               size;
     ngx_http_stockprice_parse_stats_t    stats;
+    size_t                               mark;      /* n before this body */
+    ngx_http_stockprice_parse_stats_t    mark_stats;
 } ngx_http_stockprice_parser_t;
 
 
@@ -221,6 +223,16 @@ int ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
     size_t budget);
 int ngx_http_stockprice_parse_done(ngx_http_stockprice_parser_t *p,
     ngx_http_stockprice_record_t **records, size_t *nrecords);
+
+/*
+ * Several bodies of one refresh (one per request): next() after a body's
+ * last step starts the next one, the records so far kept, and undo()
+ * after a body's failed step drops what that body gave (records and
+ * counts); done() then sorts them all, the last in body order winning.
+ */
+void ngx_http_stockprice_parse_next(ngx_http_stockprice_parser_t *p,
+    char *buf, size_t len, const char *want, size_t want_len);
+void ngx_http_stockprice_parse_undo(ngx_http_stockprice_parser_t *p);
 void ngx_http_stockprice_parse_abort(ngx_http_stockprice_parser_t *p);
 
 /*

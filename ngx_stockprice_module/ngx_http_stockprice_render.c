@@ -18,7 +18,7 @@
 #define NGX_HTTP_STOCKPRICE_SEC_FIRST  (-62167219200LL)
 #define NGX_HTTP_STOCKPRICE_SEC_LAST   253402300799LL
 
-#define NGX_HTTP_STOCKPRICE_NMETRICS   15
+#define NGX_HTTP_STOCKPRICE_NMETRICS   16
 
 
 typedef struct {
@@ -94,6 +94,8 @@ static const ngx_http_stockprice_metric_t
     { "stockprice_records", "gauge", "Records kept in the zone." },
     { "stockprice_refreshes_total", "counter", "Successful refreshes." },
     { "stockprice_failures_total", "counter", "Failed refreshes." },
+    { "stockprice_partial_refreshes_total", "counter",
+      "Successful refreshes in which some of the requests failed." },
     { "stockprice_consecutive_failures", "gauge",
       "Failed refreshes since the last success." },
     { "stockprice_auth_calls_total", "counter", "Authentication requests." },
@@ -624,6 +626,8 @@ ngx_http_stockprice_render_status_json(char *dst,
     n += ngx_http_stockprice_render_put_field(dst, n, "refreshes",
                                               st->refreshes);
     n += ngx_http_stockprice_render_put_field(dst, n, "failures", st->failures);
+    n += ngx_http_stockprice_render_put_field(dst, n, "partialRefreshes",
+                                              st->partial_refreshes);
     n += ngx_http_stockprice_render_put_field(dst, n, "consecutiveFailures",
                                               st->consecutive_failures);
     n += ngx_http_stockprice_render_put_field(dst, n, "authCalls",
@@ -685,20 +689,21 @@ ngx_http_stockprice_render_status_prometheus(char *dst,
     values[1] = st->records;
     values[2] = st->refreshes;
     values[3] = st->failures;
-    values[4] = st->consecutive_failures;
-    values[5] = st->auth_calls;
-    values[6] = st->skipped;
-    values[7] = st->replaced_times;
-    values[8] = st->last_success_ms > 0
+    values[4] = st->partial_refreshes;
+    values[5] = st->consecutive_failures;
+    values[6] = st->auth_calls;
+    values[7] = st->skipped;
+    values[8] = st->replaced_times;
+    values[9] = st->last_success_ms > 0
                 ? (uint64_t) st->last_success_ms / 1000 : 0;
-    values[9] = st->next_refresh_ms > 0
-                ? (uint64_t) st->next_refresh_ms / 1000 : 0;
-    values[10] = st->authenticated ? 1 : 0;
-    values[11] = st->rate_limited_ms > 0
+    values[10] = st->next_refresh_ms > 0
+                 ? (uint64_t) st->next_refresh_ms / 1000 : 0;
+    values[11] = st->authenticated ? 1 : 0;
+    values[12] = st->rate_limited_ms > 0
                  ? (uint64_t) st->rate_limited_ms / 1000 : 0;
-    values[12] = st->zone_bytes_used;
-    values[13] = st->zone_bytes_total;
-    values[14] = st->zone_bytes_needed;
+    values[13] = st->zone_bytes_used;
+    values[14] = st->zone_bytes_total;
+    values[15] = st->zone_bytes_needed;
 
     n = 0;
 

@@ -38,6 +38,7 @@ typedef struct {
     uint64_t                        records;
     uint64_t                        refreshes;      /* successful */
     uint64_t                        failures;
+    uint64_t                        partial_refreshes;
     uint64_t                        consecutive_failures;
     uint64_t                        auth_calls;
     uint64_t                        skipped;        /* records skipped */

@@ -15,6 +15,10 @@
 
 #define NGX_HTTP_STOCKPRICE_SECRET_MAX  8192
 
+/* the symbol placeholders a text holds */
+#define NGX_HTTP_STOCKPRICE_REQUEST_SYMBOLS  1
+#define NGX_HTTP_STOCKPRICE_REQUEST_SYMBOL   2
+
 #define ngx_http_stockprice_request_alpha(c)                                  \
     ((u_char) ((c) | 0x20) >= 'a' && (u_char) ((c) | 0x20) <= 'z')
 
@@ -35,6 +39,11 @@ typedef struct {
 static char *ngx_http_stockprice_request_expand(ngx_conf_t *cf,
     ngx_str_t *tpl, ngx_array_t *secrets, ngx_str_t *list, ngx_uint_t url,
     ngx_str_t *out, ngx_uint_t *symbols);
+static char *ngx_http_stockprice_request_parts(ngx_conf_t *cf,
+    ngx_http_stockprice_feed_t *feed, ngx_str_t *url, ngx_str_t *list,
+    ngx_array_t *symbols, ngx_array_t *secrets, ngx_uint_t which);
+static char *ngx_http_stockprice_request_url(ngx_conf_t *cf, ngx_str_t *url,
+    ngx_str_t *list, ngx_array_t *secrets, ngx_str_t *out);
 static char *ngx_http_stockprice_request_name(ngx_conf_t *cf, ngx_str_t *tpl,
     u_char **pos, ngx_str_t *name);
 static char *ngx_http_stockprice_request_value(ngx_conf_t *cf,
@@ -227,54 +236,46 @@ ngx_http_stockprice_request_header(ngx_conf_t *cf, ngx_array_t **headers,
 
 
 /*
- * feed->url (NUL-terminated, the placeholders put in, and "?symbols=LIST"
- * appended if a list is set and $symbols is not used) and feed->headers
- * ("Name: value" lines, NUL-terminated)
+ * feed->parts, the prices requests of a refresh: their URLs
+ * (NUL-terminated, the placeholders put in, and "?symbols=LIST" appended
+ * if a list is set and neither $symbols nor $symbol is used), one for
+ * all symbols, one per "batch" of them, or one per symbol with $symbol;
+ * and feed->headers ("Name: value" lines, NUL-terminated)
  */
 
 char *
 ngx_http_stockprice_request_make(ngx_conf_t *cf,
     ngx_http_stockprice_feed_t *feed, ngx_str_t *url, ngx_str_t *list,
-    ngx_array_t *secrets, ngx_array_t *headers)
+    ngx_array_t *symbols, ngx_array_t *secrets, ngx_array_t *headers)
 {
     u_char                        *p;
     char                          *rv;
-    size_t                         len;
     ngx_str_t                      expanded, *line;
-    ngx_uint_t                     i, symbols;
+    ngx_uint_t                     i, which;
     ngx_http_stockprice_header_t  *h;
 
+    /* which placeholders the URL holds, and whether it expands at all */
+
     rv = ngx_http_stockprice_request_expand(cf, url, secrets, list, 1,
-                                            &expanded, &symbols);
+                                            &expanded, &which);
     if (rv != NGX_CONF_OK) {
         return rv;
     }
 
-    len = expanded.len + 1;
-
-    if (list->len && !symbols) {
-        len += sizeof("?symbols=") - 1
-               + ngx_http_stockprice_request_symbols(NULL, list);
-    }
-
-    p = ngx_pnalloc(cf->pool, len);
-    if (p == NULL) {
+    if (which == (NGX_HTTP_STOCKPRICE_REQUEST_SYMBOLS
+                  | NGX_HTTP_STOCKPRICE_REQUEST_SYMBOL))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"$symbol\" and \"$symbols\" cannot be used "
+                           "together in \"%V\"", url);
         return NGX_CONF_ERROR;
     }
 
-    feed->url.data = p;
-    p = ngx_cpymem(p, expanded.data, expanded.len);
-
-    if (list->len && !symbols) {
-        p = ngx_cpymem(p, ngx_strlchr(expanded.data,
-                                      expanded.data + expanded.len, '?')
-                          ? "&symbols=" : "?symbols=",
-                       sizeof("?symbols=") - 1);
-        p += ngx_http_stockprice_request_symbols(p, list);
+    rv = ngx_http_stockprice_request_parts(cf, feed, url, list, symbols,
+                                           secrets, which);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
-
-    feed->url.len = p - feed->url.data;
-    *p = '\0';
 
     feed->secrets = secrets;
 
@@ -292,8 +293,7 @@ ngx_http_stockprice_request_make(ngx_conf_t *cf,
 
     for (i = 0; i < headers->nelts; i++) {
         rv = ngx_http_stockprice_request_expand(cf, &h[i].value, secrets,
-                                                list, 0, &expanded,
-                                                &symbols);
+                                                list, 0, &expanded, &which);
         if (rv != NGX_CONF_OK) {
             return rv;
         }
@@ -315,6 +315,147 @@ ngx_http_stockprice_request_make(ngx_conf_t *cf,
         p = ngx_cpymem(p, expanded.data, expanded.len);
         *p = '\0';
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * One part for all symbols (or none), else one per "batch" symbols (in
+ * byte order, each once), or per symbol with $symbol
+ */
+
+static char *
+ngx_http_stockprice_request_parts(ngx_conf_t *cf,
+    ngx_http_stockprice_feed_t *feed, ngx_str_t *url, ngx_str_t *list,
+    ngx_array_t *symbols, ngx_array_t *secrets, ngx_uint_t which)
+{
+    u_char                      *p;
+    char                        *rv;
+    ngx_str_t                    sub, *sym;
+    ngx_uint_t                   i, k, per, n, nsym;
+    ngx_http_stockprice_part_t  *part;
+
+    nsym = (list->len && symbols) ? symbols->nelts : 0;
+    per = (which == NGX_HTTP_STOCKPRICE_REQUEST_SYMBOL) ? 1 : feed->batch;
+
+    if (nsym == 0 || per == 0 || per >= nsym) {
+        /* as the list is written: one request, today's */
+        feed->parts = ngx_pcalloc(cf->pool, sizeof(ngx_http_stockprice_part_t));
+        if (feed->parts == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        feed->nparts = 1;
+
+        if (which == NGX_HTTP_STOCKPRICE_REQUEST_SYMBOL) {
+            sym = symbols->elts;
+            feed->parts[0].symbol = sym[0];
+        }
+
+        rv = ngx_http_stockprice_request_url(cf, url, list, secrets,
+                                             &feed->parts[0].url);
+        feed->url = feed->parts[0].url;
+
+        return rv;
+    }
+
+    n = (nsym + per - 1) / per;
+
+    feed->parts = ngx_pcalloc(cf->pool, n * sizeof(ngx_http_stockprice_part_t));
+    if (feed->parts == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    feed->nparts = n;
+    sym = symbols->elts;
+
+    for (k = 0; k < n; k++) {
+        part = &feed->parts[k];
+
+        sub.len = 0;
+
+        for (i = k * per; i < nsym && i < (k + 1) * per; i++) {
+            sub.len += sym[i].len + 1;
+        }
+
+        sub.data = ngx_pnalloc(cf->pool, sub.len);
+        if (sub.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = sub.data;
+
+        for (i = k * per; i < nsym && i < (k + 1) * per; i++) {
+            if (p > sub.data) {
+                *p++ = ',';
+            }
+
+            p = ngx_cpymem(p, sym[i].data, sym[i].len);
+        }
+
+        sub.len = p - sub.data;
+
+        if (which == NGX_HTTP_STOCKPRICE_REQUEST_SYMBOL) {
+            part->symbol = sym[k];
+        }
+
+        rv = ngx_http_stockprice_request_url(cf, url, &sub, secrets,
+                                             &part->url);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+    }
+
+    feed->url = feed->parts[0].url;
+
+    return NGX_CONF_OK;
+}
+
+
+/* a prices URL for the symbols of "list" */
+
+static char *
+ngx_http_stockprice_request_url(ngx_conf_t *cf, ngx_str_t *url,
+    ngx_str_t *list, ngx_array_t *secrets, ngx_str_t *out)
+{
+    u_char      *p;
+    char        *rv;
+    size_t       len;
+    ngx_str_t    expanded;
+    ngx_uint_t   which;
+
+    rv = ngx_http_stockprice_request_expand(cf, url, secrets, list, 1,
+                                            &expanded, &which);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    len = expanded.len + 1;
+
+    if (list->len && !which) {
+        len += sizeof("?symbols=") - 1
+               + ngx_http_stockprice_request_symbols(NULL, list);
+    }
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    out->data = p;
+    p = ngx_cpymem(p, expanded.data, expanded.len);
+
+    if (list->len && !which) {
+        p = ngx_cpymem(p, ngx_strlchr(expanded.data,
+                                      expanded.data + expanded.len, '?')
+                          ? "&symbols=" : "?symbols=",
+                       sizeof("?symbols=") - 1);
+        p += ngx_http_stockprice_request_symbols(p, list);
+    }
+
+    out->len = p - out->data;
+    *p = '\0';
 
     return NGX_CONF_OK;
 }
@@ -441,7 +582,10 @@ ngx_http_stockprice_request_name(ngx_conf_t *cf, ngx_str_t *tpl, u_char **pos,
 }
 
 
-/* a placeholder's value; data NULL: the symbol list, written by the caller */
+/*
+ * a placeholder's value; data NULL: the symbol list (of one symbol with
+ * $symbol), written by the caller
+ */
 
 static char *
 ngx_http_stockprice_request_value(ngx_conf_t *cf, ngx_str_t *tpl,
@@ -467,17 +611,34 @@ ngx_http_stockprice_request_value(ngx_conf_t *cf, ngx_str_t *tpl,
             return NGX_CONF_ERROR;
         }
 
-        *symbols = 1;
+        *symbols |= NGX_HTTP_STOCKPRICE_REQUEST_SYMBOLS;
         ngx_str_null(value);
 
         return NGX_CONF_OK;
     }
 
     if (name->len == 6 && ngx_strncmp(name->data, "symbol", 6) == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"$symbol\" (a request per symbol) is not "
-                           "supported yet, use \"$symbols\"");
-        return NGX_CONF_ERROR;
+
+        if (!url) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"$symbol\" in \"%V\": only the URL may "
+                               "hold it", tpl);
+            return NGX_CONF_ERROR;
+        }
+
+        if (list->len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"$symbol\" requires \"symbols\" or "
+                               "\"symbols_file\"");
+            return NGX_CONF_ERROR;
+        }
+
+        /* the list of one symbol, as the caller expands it */
+
+        *symbols |= NGX_HTTP_STOCKPRICE_REQUEST_SYMBOL;
+        ngx_str_null(value);
+
+        return NGX_CONF_OK;
     }
 
     s = secrets ? secrets->elts : NULL;

@@ -386,6 +386,7 @@ ngx_http_stockprice_zone_refresh_done(ngx_http_stockprice_ctx_t *ctx,
 
     if (error == NULL) {
         sh->refreshes++;
+        sh->partial += outcome->partial ? 1 : 0;
         sh->consecutive_failures = 0;
         sh->last_success_ms = (int64_t) tp->sec * 1000 + tp->msec;
 
@@ -1273,6 +1274,7 @@ ngx_http_stockprice_zone_status(ngx_http_stockprice_ctx_t *ctx,
 
     st->refreshes = sh->refreshes;
     st->failures = sh->failures;
+    st->partial_refreshes = sh->partial;
     st->consecutive_failures = sh->consecutive_failures;
     st->auth_calls = sh->auth_calls;
     st->skipped = sh->skipped;

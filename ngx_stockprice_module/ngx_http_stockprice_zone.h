@@ -99,6 +99,7 @@ typedef struct {
 
     uint64_t                        refreshes;
     uint64_t                        failures;
+    uint64_t                        partial;    /* refreshes, some failed */
     uint64_t                        consecutive_failures;
     uint64_t                        auth_calls;
     uint64_t                        skipped;
@@ -153,6 +154,7 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                      *error;      /* NULL: it succeeded */
+    ngx_uint_t                      partial;    /* some requests failed */
     ngx_uint_t                      skipped;    /* records */
     ngx_uint_t                      replaced;   /* value times */
     ngx_msec_t                      retry_after;  /* 0: none asked for */

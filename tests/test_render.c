@@ -896,6 +896,7 @@ status_init(ngx_http_stockprice_status_t *st)
     st->records = 30;
     st->refreshes = 12;
     st->failures = 2;
+    st->partial_refreshes = 7;
     st->consecutive_failures = 1;
     st->auth_calls = 4;
     st->skipped = 5;
@@ -957,6 +958,7 @@ test_status_json(void **state)
     assert_true(number(json, "records") == 30);
     assert_true(number(json, "refreshes") == 12);
     assert_true(number(json, "failures") == 2);
+    assert_true(number(json, "partialRefreshes") == 7);
     assert_true(number(json, "consecutiveFailures") == 1);
     assert_true(number(json, "authCalls") == 4);
     assert_true(number(json, "skippedRecords") == 5);
@@ -974,7 +976,7 @@ test_status_json(void **state)
     assert_true(number(json, "replacedValueTimes") == 6);
     assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(
                                  json, "rateLimitedUntil")));
-    assert_int_equal(cJSON_GetArraySize(json), 17);
+    assert_int_equal(cJSON_GetArraySize(json), 18);
 
     cJSON_Delete(json);
     free(s);
@@ -1030,6 +1032,7 @@ static const char  *metric_names[] = {
     "stockprice_records",
     "stockprice_refreshes_total",
     "stockprice_failures_total",
+    "stockprice_partial_refreshes_total",
     "stockprice_consecutive_failures",
     "stockprice_auth_calls_total",
     "stockprice_skipped_records_total",
@@ -1076,6 +1079,8 @@ test_status_prometheus(void **state)
                               "{zone=\"a\\\\b\\\"c\\nd\"} 12\n"));
     assert_non_null(strstr(s, "\nstockprice_records"
                               "{zone=\"a\\\\b\\\"c\\nd\"} 30\n"));
+    assert_non_null(strstr(s, "\nstockprice_partial_refreshes_total"
+                              "{zone=\"a\\\\b\\\"c\\nd\"} 7\n"));
     assert_non_null(strstr(s, "\nstockprice_authenticated"
                               "{zone=\"a\\\\b\\\"c\\nd\"} 1\n"));
     assert_non_null(strstr(s, "\nstockprice_last_success_timestamp_seconds"
@@ -1103,7 +1108,7 @@ test_status_prometheus(void **state)
         assert_true(next[-1] >= '0' && next[-1] <= '9');
     }
 
-    assert_int_equal(samples, 15);
+    assert_int_equal(samples, 16);
 
     free(s);
 }

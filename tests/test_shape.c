@@ -521,6 +521,62 @@ test_big_shapes_in_steps(void **state)
 }
 
 
+/* three bodies of one refresh, the second cut short: its records undone */
+
+static void
+test_bodies_next_undo(void **state)
+{
+    int                            rc;
+    char                           b1[] = "[{\"symbol\":\"A\",\"price\":1},"
+                                          "{\"symbol\":\"\",\"price\":1}]";
+    char                           b2[] = "[{\"symbol\":\"B\",\"price\":2},"
+                                          "{\"symbol\":\"C\",\"pri";
+    char                           b3[] = "{\"price\":3}";
+    size_t                         n;
+    ngx_http_stockprice_parser_t   parser;
+    ngx_http_stockprice_record_t  *recs;
+
+    (void) state;
+
+    ngx_http_stockprice_parse_start(&parser, b1, sizeof(b1) - 1, NULL, NULL,
+                                    0, NULL, 0);
+    assert_int_equal(ngx_http_stockprice_parse_step(&parser, (size_t) -1),
+                     NGX_HTTP_STOCKPRICE_PARSE_OK);
+    assert_int_equal(parser.n, 1);
+    assert_int_equal(parser.stats.bad_symbol, 1);
+
+    /* the first element in a step of its own, then the cut */
+
+    ngx_http_stockprice_parse_next(&parser, b2, sizeof(b2) - 1, NULL, 0);
+
+    do {
+        rc = ngx_http_stockprice_parse_step(&parser, 1);
+    } while (rc == NGX_HTTP_STOCKPRICE_PARSE_AGAIN);
+
+    assert_int_equal(rc, NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON);
+    assert_int_equal(parser.n, 2);
+    ngx_http_stockprice_parse_undo(&parser);
+    assert_int_equal(parser.n, 1);
+    assert_int_equal(parser.stats.total, 2);
+
+    ngx_http_stockprice_parse_next(&parser, b3, sizeof(b3) - 1, "Z", 1);
+    assert_int_equal(ngx_http_stockprice_parse_step(&parser, (size_t) -1),
+                     NGX_HTTP_STOCKPRICE_PARSE_OK);
+
+    assert_int_equal(ngx_http_stockprice_parse_done(&parser, &recs, &n),
+                     NGX_HTTP_STOCKPRICE_PARSE_OK);
+    assert_int_equal(n, 2);
+    assert_memory_equal(recs[0].symbol, "A", 1);
+    assert_memory_equal(recs[1].symbol, "Z", 1);
+    assert_true(recs[1].price == 3);
+    assert_int_equal(parser.stats.total, 3);
+    assert_int_equal(parser.stats.bad_symbol, 1);
+    assert_int_equal(parser.stats.accepted, 2);
+
+    free(recs);
+}
+
+
 int
 main(void)
 {
@@ -530,6 +586,7 @@ main(void)
         cmocka_unit_test(test_epoch),
         cmocka_unit_test(test_time_unit),
         cmocka_unit_test(test_big_shapes_in_steps),
+        cmocka_unit_test(test_bodies_next_undo),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
