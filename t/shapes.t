@@ -40,38 +40,10 @@ $t->write_file('av.key', "$av_key\n");
 $t->write_file('alpaca.id', "$ap_id\n");
 $t->write_file('alpaca.secret', "$ap_secret\n");
 
-sub openssl {
-    my $out = `openssl @_ 2>&1`;
-    die "openssl @_: $out" if $?;
-}
-
-sub ec_key { openssl("ecparam -name prime256v1 -genkey -noout -out $d/$_[0]") }
-
-# a CA, and certificates it signs: $name.pem and $name.key
-
-sub make_ca {
-    my ($name) = @_;
-
-    ec_key("$name.key");
-    openssl("req -x509 -new -key $d/$name.key -out $d/$name.pem -days 2"
-            . " -subj /CN=$name");
-}
-
-sub make_cert {
-    my ($name, $ca, $san) = @_;
-
-    ec_key("$name.key");
-    openssl("req -new -key $d/$name.key -out $d/$name.csr -subj /CN=$name");
-    $t->write_file("$name.ext", "subjectAltName=$san\n");
-    openssl("x509 -req -in $d/$name.csr -CA $d/$ca.pem -CAkey $d/$ca.key"
-            . " -CAcreateserial -out $d/$name.pem -days 2"
-            . " -extfile $d/$name.ext");
-}
-
-make_ca('ca');
-make_ca('client-ca');
-make_cert('server', 'ca', 'IP:127.0.0.1');
-make_cert('client', 'client-ca', 'DNS:client.example');
+$t->make_ca('ca');
+$t->make_ca('client-ca');
+$t->make_cert('server', 'ca', 'IP:127.0.0.1');
+$t->make_cert('client', 'client-ca', 'DNS:client.example');
 
 # the bodies, served from www/ under the prefix; replaced by a rename, so
 # that a refresh never reads half a file.  Workers started by root run as

@@ -19,40 +19,12 @@ use StockTest;
 my $t = StockTest->new;
 my $d = $t->dir;
 
-sub openssl {
-    my $out = `openssl @_ 2>&1`;
-    die "openssl @_: $out" if $?;
-}
-
-sub ec_key { openssl("ecparam -name prime256v1 -genkey -noout -out $d/$_[0]") }
-
-# a CA, and certificates it signs: $name.pem and $name.key
-
-sub make_ca {
-    my ($name) = @_;
-
-    ec_key("$name.key");
-    openssl("req -x509 -new -key $d/$name.key -out $d/$name.pem -days 2"
-            . " -subj /CN=$name");
-}
-
-sub make_cert {
-    my ($name, $ca, $san) = @_;
-
-    ec_key("$name.key");
-    openssl("req -new -key $d/$name.key -out $d/$name.csr -subj /CN=$name");
-    $t->write_file("$name.ext", "subjectAltName=$san\n");
-    openssl("x509 -req -in $d/$name.csr -CA $d/$ca.pem -CAkey $d/$ca.key"
-            . " -CAcreateserial -out $d/$name.pem -days 2"
-            . " -extfile $d/$name.ext");
-}
-
-make_ca('ca');
-make_ca('other-ca');
-make_ca('client-ca');
-make_cert('server', 'ca', 'IP:127.0.0.1');
-make_cert('wrong', 'ca', 'DNS:wrong.example');
-make_cert('client', 'client-ca', 'DNS:client.example');
+$t->make_ca('ca');
+$t->make_ca('other-ca');
+$t->make_ca('client-ca');
+$t->make_cert('server', 'ca', 'IP:127.0.0.1');
+$t->make_cert('wrong', 'ca', 'DNS:wrong.example');
+$t->make_cert('client', 'client-ca', 'DNS:client.example');
 
 # TLS handshakes under valgrind take seconds
 my $poll = 'interval=300ms timeout=' . $t->limit(2) . 's';
@@ -160,7 +132,7 @@ $t->done;
 # the files are read and checked by nginx -t
 
 $t->write_file('garbage.pem', "this is not PEM\n");
-openssl("ec -in $d/client.key -out $d/locked.key -aes256 -passout pass:x");
+$t->openssl("ec -in $d/client.key -out $d/locked.key -aes256 -passout pass:x");
 
 my $base = 'stockprice_poll https://127.0.0.1:1/prices zone=s:64k';
 

@@ -512,6 +512,40 @@ sub check_log {
 
 # a time limit in seconds, stretched under valgrind
 
+# openssl for a test's own CA and certificates, in the prefix:
+# make_ca(NAME) writes NAME.key and NAME.pem; make_cert(NAME, CA, SAN)
+# NAME.key and NAME.pem signed by CA, with subjectAltName SAN
+
+sub openssl {
+    my ($self, @args) = @_;
+
+    my $out = `openssl @args 2>&1`;
+    die "openssl @args: $out" if $?;
+}
+
+sub make_ca {
+    my ($self, $name) = @_;
+    my $d = $self->{dir};
+
+    $self->openssl("ecparam -name prime256v1 -genkey -noout -out $d/$name.key");
+    $self->openssl("req -x509 -new -key $d/$name.key -out $d/$name.pem"
+                   . " -days 2 -subj /CN=$name");
+}
+
+sub make_cert {
+    my ($self, $name, $ca, $san) = @_;
+    my $d = $self->{dir};
+
+    $self->openssl("ecparam -name prime256v1 -genkey -noout -out $d/$name.key");
+    $self->openssl("req -new -key $d/$name.key -out $d/$name.csr"
+                   . " -subj /CN=$name");
+    $self->write_file("$name.ext", "subjectAltName=$san\n");
+    $self->openssl("x509 -req -in $d/$name.csr -CA $d/$ca.pem"
+                   . " -CAkey $d/$ca.key -CAcreateserial -out $d/$name.pem"
+                   . " -days 2 -extfile $d/$name.ext");
+}
+
+
 sub limit {
     my ($self, $seconds) = @_;
 
