@@ -4,7 +4,8 @@
 # checked, the system's CA store by default, ssl_trusted_certificate=
 # instead of it, ssl_verify=off, mutual TLS with ssl_certificate= and
 # ssl_certificate_key=; a TLS failure logs curl's reason; the files are
-# checked when the configuration is loaded.  The upstreams are HTTPS
+# checked when the configuration is loaded; TLS sessions are resumed on
+# a new connection.  The upstreams are HTTPS
 # servers of the test's own nginx (its demo feed), with certificates of a
 # CA that the test makes with openssl.
 
@@ -53,6 +54,10 @@ http {
                     ssl_certificate_key=%%TESTDIR%%/client.key;
     stockprice_poll https://127.0.0.1:%%PORT_4%%/feed/prices zone=nocert:64k
                     $poll ssl_trusted_certificate=%%TESTDIR%%/ca.pem;
+    stockprice_poll https://127.0.0.1:%%PORT_5%%/feed/prices zone=resume:64k
+                    $poll ssl_trusted_certificate=%%TESTDIR%%/ca.pem;
+
+    log_format tls '\$connection \$ssl_session_reused \$ssl_protocol';
 
     server {
         listen 127.0.0.1:%%PORT_0%%;
@@ -64,6 +69,7 @@ http {
         location = /off { stockprice_status off; }
         location = /mtls { stockprice_status mtls; }
         location = /nocert { stockprice_status nocert; }
+        location = /resume { stockprice_status resume; }
     }
 
     server {
@@ -88,6 +94,19 @@ http {
         ssl_certificate_key %%TESTDIR%%/server.key;
         ssl_verify_client on;
         ssl_client_certificate %%TESTDIR%%/client-ca.pem;
+
+        location /feed/ { stockprice_demo_feed; }
+    }
+
+    # a new connection for every request: each refresh shakes hands again,
+    # and resumes the session of the one before
+    server {
+        listen 127.0.0.1:%%PORT_5%% ssl;
+        ssl_certificate %%TESTDIR%%/server.pem;
+        ssl_certificate_key %%TESTDIR%%/server.key;
+        ssl_session_cache shared:sessions:1m;
+        keepalive_timeout 0;
+        access_log %%TESTDIR%%/resume.log tls;
 
         location /feed/ { stockprice_demo_feed; }
     }
@@ -123,6 +142,20 @@ for my $zone (sort keys %reason) {
          qr/\[error\] .*stockprice zone "$zone": .*$reason{$zone}.*, keeping 0 symbols/,
          "$zone: the error line says why");
 }
+
+# TLS sessions are kept across refreshes: with the connection closed after
+# every answer, all handshakes but the first resume
+
+ok($t->wait_status('refreshes', 4, 10, '/resume'), 'resume: four refreshes');
+
+my @hand = map { [ split ' ' ] } split /\n/, $t->read_file('resume.log');
+my %conn = map { $_->[0] => 1 } @hand;
+
+ok(@hand >= 4 && keys %conn == @hand,
+   'resume: a new connection for each request (' . @hand . ')');
+is($hand[0][1], '.', 'resume: the first handshake is a full one');
+is(scalar(grep { $_->[1] eq 'r' } @hand[1 .. $#hand]), $#hand,
+   "resume: the other handshakes resume the session ($hand[-1][2])");
 
 unlike($t->read_file('error.log'), qr/BEGIN|PRIVATE/,
        'no certificate or key in the log');
