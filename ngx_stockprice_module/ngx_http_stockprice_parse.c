@@ -65,8 +65,10 @@ static size_t ngx_http_stockprice_parse_skip_space(const char *buf, size_t i,
 static int ngx_http_stockprice_parse_whole(ngx_http_stockprice_parser_t *p);
 static int ngx_http_stockprice_parse_rest(ngx_http_stockprice_parser_t *p,
     size_t end);
+static size_t ngx_http_stockprice_parse_epoch_double(char *buf, double value,
+    ngx_http_stockprice_time_unit_e unit);
 static int ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p,
-    const cJSON *root, int keyed);
+    const cJSON *root, int keyed, size_t raw);
 static char *ngx_http_stockprice_parse_copy(const char *buf, size_t len);
 static void ngx_http_stockprice_parse_wipe(char *buf, size_t len);
 static void ngx_http_stockprice_parse_patch(char *buf, size_t len);
@@ -86,7 +88,7 @@ static void ngx_http_stockprice_parse_fields(
     const ngx_http_stockprice_shape_t *shape, const cJSON *item,
     ngx_http_stockprice_fields_t *f);
 static int ngx_http_stockprice_parse_numeric(const char *s, double *value);
-static const char *ngx_http_stockprice_parse_digits_end(const char *p);
+static size_t ngx_http_stockprice_parse_number_end(const char *s, size_t len);
 static int ngx_http_stockprice_parse_utf8_valid(const unsigned char *s,
     size_t len);
 static int ngx_http_stockprice_parse_cmp_records(const void *one,
@@ -455,7 +457,11 @@ ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
         return NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
     }
 
-    rc = ngx_http_stockprice_parse_items(p, root, first == '{');
+    rc = ngx_http_stockprice_parse_items(p, root, first == '{',
+                                         p->shape->time_unit
+                                         == NGX_HTTP_STOCKPRICE_TIME_ISO
+                                         ? NGX_HTTP_STOCKPRICE_POINTER_NONE
+                                         : start);
 
     ngx_http_stockprice_parse_arena_end(root);
 
@@ -548,6 +554,7 @@ static int
 ngx_http_stockprice_parse_whole(ngx_http_stockprice_parser_t *p)
 {
     int           rc;
+    size_t        raw;
     cJSON        *root;
     const cJSON  *v;
 
@@ -558,6 +565,15 @@ ngx_http_stockprice_parse_whole(ngx_http_stockprice_parser_t *p)
     v = root ? ngx_http_stockprice_pointer_get(&p->shape->records, 0, root)
              : NULL;
 
+    /* epoch times are read from the text: where the records are in it */
+
+    raw = NGX_HTTP_STOCKPRICE_POINTER_NONE;
+
+    if (v && p->shape->time_unit != NGX_HTTP_STOCKPRICE_TIME_ISO) {
+        raw = ngx_http_stockprice_pointer_locate(&p->shape->records, p->buf,
+                                                 p->len);
+    }
+
     if (root == NULL) {
         rc = NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
 
@@ -565,7 +581,8 @@ ngx_http_stockprice_parse_whole(ngx_http_stockprice_parser_t *p)
         rc = NGX_HTTP_STOCKPRICE_PARSE_NOT_FOUND;
 
     } else if (cJSON_IsArray(v)) {
-        rc = ngx_http_stockprice_parse_items(p, v, 0);
+        rc = ngx_http_stockprice_parse_items(p, v, 0, raw == (size_t) -1
+                                                      ? raw : raw + 1);
 
     } else if (!cJSON_IsObject(v)) {
         rc = NGX_HTTP_STOCKPRICE_PARSE_NOT_ARRAY;
@@ -574,10 +591,11 @@ ngx_http_stockprice_parse_whole(ngx_http_stockprice_parser_t *p)
                && ngx_http_stockprice_pointer_get(&p->shape->price, 0, v))
     {
         /* the one record asked for */
-        rc = ngx_http_stockprice_parse_items(p, v, -1);
+        rc = ngx_http_stockprice_parse_items(p, v, -1, raw);
 
     } else {
-        rc = ngx_http_stockprice_parse_items(p, v, 1);
+        rc = ngx_http_stockprice_parse_items(p, v, 1, raw == (size_t) -1
+                                                      ? raw : raw + 1);
     }
 
     ngx_http_stockprice_parse_arena_end(root);
@@ -590,16 +608,21 @@ ngx_http_stockprice_parse_whole(ngx_http_stockprice_parser_t *p)
  * The records of one parsed array ("keyed" 0), object keyed by symbol (1),
  * or the one record "root" (-1).  Room grows with the records kept, not
  * with the elements seen: a body of "[1,1,1,...]" costs no record slots.
+ * "raw" is the offset in p->buf of the first element's text (of the
+ * record's, with -1), walked along with cJSON's elements so that epoch
+ * times are read from their digits; NONE when no time needs it.
  */
 
 static int
 ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p,
-    const cJSON *root, int keyed)
+    const cJSON *root, int keyed, size_t raw)
 {
+    size_t                         e, value;
     const cJSON                   *item, *one;
     ngx_http_stockprice_record_t  *all, *rec;
 
     one = NULL;
+    p->raw = NULL;
 
     if (keyed == -1) {
         one = root;
@@ -624,6 +647,29 @@ ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p,
 
         rec = (ngx_http_stockprice_record_t *) p->all + p->n;
 
+        if (raw != NGX_HTTP_STOCKPRICE_POINTER_NONE) {
+            /* the text of this element; at a loss, cJSON's doubles */
+
+            if (keyed == -1) {
+                value = raw;
+                e = p->len;
+
+            } else {
+                e = ngx_http_stockprice_pointer_next(p->buf, raw, p->len,
+                                                     keyed, &value);
+            }
+
+            if (e == NGX_HTTP_STOCKPRICE_POINTER_NONE) {
+                p->raw = NULL;
+                raw = e;
+
+            } else {
+                p->raw = p->buf + value;
+                p->raw_len = e - value;
+                raw = e + 1;
+            }
+        }
+
         if (!ngx_http_stockprice_parse_record(p, item,
                                               keyed == 1 ? item->string : NULL,
                                               rec))
@@ -646,6 +692,8 @@ ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p,
         rec->order = p->n;
         p->n++;
     }
+
+    p->raw = NULL;
 
     return NGX_HTTP_STOCKPRICE_PARSE_OK;
 }
@@ -853,8 +901,7 @@ static void
 ngx_http_stockprice_parse_time(ngx_http_stockprice_parser_t *p,
     const cJSON *v, ngx_http_stockprice_record_t *rec)
 {
-    size_t                           len;
-    double                           value;
+    size_t                           len, off;
     ngx_http_stockprice_time_unit_e  unit;
 
     unit = p->shape->time_unit;
@@ -873,20 +920,41 @@ ngx_http_stockprice_parse_time(ngx_http_stockprice_parser_t *p,
         return;
     }
 
-    /* a number since the epoch, or a numeric string as prices may be */
+    /*
+     * a number since the epoch, or a numeric string as prices may be: its
+     * digits, exact where a double is not (1.7e18 ns is off by up to 128)
+     */
 
-    if (cJSON_IsNumber(v)) {
-        value = v->valuedouble;
+    if (cJSON_IsString(v) && v->valuestring) {
+        len = strlen(v->valuestring);
 
-    } else if (!cJSON_IsString(v) || v->valuestring == NULL
-               || !ngx_http_stockprice_parse_numeric(v->valuestring, &value))
+        rec->value_time_len =
+            (len && ngx_http_stockprice_parse_number_end(v->valuestring, len)
+                    == len)
+            ? ngx_http_stockprice_parse_epoch(rec->value_time, v->valuestring,
+                                              len, unit)
+            : 0;
+
+    } else if (!cJSON_IsNumber(v)) {
+        rec->value_time_len = 0;
+
+    } else if (p->raw
+               && (off = (p->shape->time.n == 0) ? 0
+                         : ngx_http_stockprice_pointer_locate(&p->shape->time,
+                                                              p->raw,
+                                                              p->raw_len))
+                  != NGX_HTTP_STOCKPRICE_POINTER_NONE
+               && (len = ngx_http_stockprice_parse_number_end(p->raw + off,
+                                                          p->raw_len - off)))
     {
-        p->stats.bad_time++;
-        return;
-    }
+        rec->value_time_len = ngx_http_stockprice_parse_epoch(rec->value_time,
+                                                              p->raw + off,
+                                                              len, unit);
 
-    rec->value_time_len = ngx_http_stockprice_parse_epoch(rec->value_time,
-                                                          value, unit);
+    } else {
+        rec->value_time_len = ngx_http_stockprice_parse_epoch_double(
+                                  rec->value_time, v->valuedouble, unit);
+    }
 
     if (rec->value_time_len == 0) {
         p->stats.bad_time++;
@@ -954,8 +1022,81 @@ ngx_http_stockprice_parse_fields(const ngx_http_stockprice_shape_t *shape,
 }
 
 
+/*
+ * The text of a number since the epoch: "digits[.digits]" exactly, the
+ * fraction cut (not rounded) at 100 ns as .NET's ticks are; one with an
+ * exponent through a double.
+ */
+
 size_t
-ngx_http_stockprice_parse_epoch(char *buf, double value,
+ngx_http_stockprice_parse_epoch(char *buf, const char *s, size_t len,
+    ngx_http_stockprice_time_unit_e unit)
+{
+    char     num[64];
+    size_t   i;
+    int64_t  n, per, tick, ticks;
+
+    /* "tick": 100 ns ticks in a unit; none for ns */
+
+    switch (unit) {
+    case NGX_HTTP_STOCKPRICE_TIME_S:  per = 1;          tick = 10000000; break;
+    case NGX_HTTP_STOCKPRICE_TIME_MS: per = 1000;       tick = 10000;    break;
+    case NGX_HTTP_STOCKPRICE_TIME_US: per = 1000000;    tick = 10;       break;
+    case NGX_HTTP_STOCKPRICE_TIME_NS: per = 1000000000; tick = 0;        break;
+    default: return 0;
+    }
+
+    if (len && s[0] == '+') {
+        s++;
+        len--;
+    }
+
+    if (memchr(s, 'e', len) || memchr(s, 'E', len)) {
+        if (len >= sizeof(num)) {
+            return 0;
+        }
+
+        memcpy(num, s, len);
+        num[len] = '\0';
+
+        return ngx_http_stockprice_parse_epoch_double(buf, strtod(num, NULL),
+                                                      unit);
+    }
+
+    n = 0;
+
+    for (i = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        if (n >= 900000000000000000) {
+            /* 9e18 and more, as for a double */
+            return 0;
+        }
+
+        n = n * 10 + (s[i] - '0');
+    }
+
+    if (i == 0 || (i < len && s[i] != '.')) {
+        /* "-1", ".5" */
+        return 0;
+    }
+
+    ticks = tick ? n % per * tick : n % per / 100;
+
+    /* the fraction's digits down to a tick; the rest go */
+
+    for (i++; tick >= 10 && i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        tick /= 10;
+        ticks += (s[i] - '0') * tick;
+    }
+
+    return ngx_http_stockprice_render_ticks(buf, n / per,
+                                            (long) ticks);
+}
+
+
+/* a double: the fraction rounded to the nearest tick */
+
+static size_t
+ngx_http_stockprice_parse_epoch_double(char *buf, double value,
     ngx_http_stockprice_time_unit_e unit)
 {
     long     ticks;
@@ -1019,55 +1160,59 @@ ngx_http_stockprice_parse_epoch(char *buf, double value,
 static int
 ngx_http_stockprice_parse_numeric(const char *s, double *value)
 {
-    char        *end;
-    const char  *p;
+    char    *end;
+    size_t   len;
 
-    p = s;
+    len = ngx_http_stockprice_parse_number_end(s, strlen(s));
 
-    if (*p == '-' || *p == '+') {
-        p++;
-    }
-
-    p = ngx_http_stockprice_parse_digits_end(p);
-
-    if (p && *p == '.') {
-        p = ngx_http_stockprice_parse_digits_end(p + 1);
-    }
-
-    if (p && (*p == 'e' || *p == 'E')) {
-        p++;
-
-        if (*p == '-' || *p == '+') {
-            p++;
-        }
-
-        p = ngx_http_stockprice_parse_digits_end(p);
-    }
-
-    if (p == NULL || *p != '\0') {
+    if (len == 0 || s[len] != '\0') {
         return 0;
     }
 
     *value = strtod(s, &end);
 
-    return end == p;
+    return end == s + len;
 }
 
 
-/* past one or more digits, or NULL if there is none */
+/*
+ * The length of the number at s[0..len), as JSON writes it but for an
+ * optional "+": sign, digits, fraction, exponent; 0 if there is none
+ */
 
-static const char *
-ngx_http_stockprice_parse_digits_end(const char *p)
+static size_t
+ngx_http_stockprice_parse_number_end(const char *s, size_t len)
 {
-    if (*p < '0' || *p > '9') {
-        return NULL;
+    size_t  i, d;
+
+    i = (len && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
+
+    for (d = i; i < len && s[i] >= '0' && s[i] <= '9'; i++) { /* void */ }
+
+    if (i == d) {
+        return 0;
     }
 
-    while (*p >= '0' && *p <= '9') {
-        p++;
+    if (i < len && s[i] == '.') {
+        for (d = ++i; i < len && s[i] >= '0' && s[i] <= '9'; i++) { /* void */ }
+
+        if (i == d) {
+            return 0;
+        }
     }
 
-    return p;
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        i += (i < len && (s[i] == '-' || s[i] == '+')) ? 1 : 0;
+
+        for (d = i; i < len && s[i] >= '0' && s[i] <= '9'; i++) { /* void */ }
+
+        if (i == d) {
+            return 0;
+        }
+    }
+
+    return i;
 }
 
 

@@ -138,13 +138,15 @@ void ngx_http_stockprice_parse_shape_default(ngx_http_stockprice_shape_t *s);
 int ngx_http_stockprice_parse_time_unit(const char *s, size_t len);
 
 /*
- * A value time given as a number of "unit"s since the epoch, as ISO-8601
- * UTC with up to 7 fraction digits, none that is a trailing zero (the
- * .NET form): "2024-01-01T00:00:00.1234567Z", "2024-01-01T00:00:00Z".
- * Writes at most NGX_HTTP_STOCKPRICE_TIME_MAX bytes; returns the length,
- * or 0 if the time is before 1970 or after 9999.
+ * A value time given as a number of "unit"s since the epoch, the text of
+ * a JSON number s[0..len), as ISO-8601 UTC with up to 7 fraction digits,
+ * none that is a trailing zero (the .NET form):
+ * "2024-01-01T00:00:00.1234567Z", "2024-01-01T00:00:00Z".  Read from its
+ * digits, exact to the 100 ns tick (the rest is cut); a double only
+ * behind an exponent.  Writes at most NGX_HTTP_STOCKPRICE_TIME_MAX bytes;
+ * returns the length, or 0 if the time is before 1970 or after 9999.
  */
-size_t ngx_http_stockprice_parse_epoch(char *buf, double value,
+size_t ngx_http_stockprice_parse_epoch(char *buf, const char *s, size_t len,
     ngx_http_stockprice_time_unit_e unit);
 
 /*
@@ -212,6 +214,8 @@ typedef struct {
     ngx_http_stockprice_parse_stats_t    stats;
     size_t                               mark;      /* n before this body */
     ngx_http_stockprice_parse_stats_t    mark_stats;
+    const char                          *raw;       /* the record's text */
+    size_t                               raw_len;
 } ngx_http_stockprice_parser_t;
 
 

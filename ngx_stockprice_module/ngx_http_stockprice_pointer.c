@@ -10,7 +10,6 @@
 #include <ngx_http_stockprice_pointer.h>
 
 
-#define NGX_HTTP_STOCKPRICE_POINTER_NONE  ((size_t) -1)
 
 
 static size_t ngx_http_stockprice_pointer_member(
@@ -25,6 +24,8 @@ static size_t ngx_http_stockprice_pointer_string_end(const char *buf,
     size_t i, size_t len);
 static size_t ngx_http_stockprice_pointer_value_end(const char *buf,
     size_t i, size_t len);
+static size_t ngx_http_stockprice_pointer_after(const char *buf, size_t i,
+    size_t len);
 static size_t ngx_http_stockprice_pointer_space(const char *buf, size_t i,
     size_t len);
 static long ngx_http_stockprice_pointer_index(const char *token, size_t len);
@@ -221,14 +222,11 @@ ngx_http_stockprice_pointer_member(const ngx_http_stockprice_pointer_t *p,
             return i;
         }
 
-        i = ngx_http_stockprice_pointer_value_end(buf, i, len);
-        i = ngx_http_stockprice_pointer_space(buf, i, len);
+        i = ngx_http_stockprice_pointer_after(buf, i, len);
 
-        if (i >= len || buf[i] != ',') {
-            return NGX_HTTP_STOCKPRICE_POINTER_NONE;
+        if (i == NGX_HTTP_STOCKPRICE_POINTER_NONE) {
+            return i;
         }
-
-        i++;
     }
 }
 
@@ -258,15 +256,75 @@ ngx_http_stockprice_pointer_element(const ngx_http_stockprice_pointer_t *p,
             return i;
         }
 
-        i = ngx_http_stockprice_pointer_value_end(buf, i, len);
-        i = ngx_http_stockprice_pointer_space(buf, i, len);
+        i = ngx_http_stockprice_pointer_after(buf, i, len);
 
-        if (i >= len || buf[i] != ',') {
+        if (i == NGX_HTTP_STOCKPRICE_POINTER_NONE) {
+            return i;
+        }
+    }
+}
+
+
+/* past the value at buf[i] and the "," after it; NONE if no "," follows */
+
+static size_t
+ngx_http_stockprice_pointer_after(const char *buf, size_t i, size_t len)
+{
+    i = ngx_http_stockprice_pointer_value_end(buf, i, len);
+    i = ngx_http_stockprice_pointer_space(buf, i, len);
+
+    if (i >= len || buf[i] != ',') {
+        return NGX_HTTP_STOCKPRICE_POINTER_NONE;
+    }
+
+    return i + 1;
+}
+
+
+size_t
+ngx_http_stockprice_pointer_next(const char *buf, size_t i, size_t len,
+    int object, size_t *value)
+{
+    size_t  e;
+
+    i = ngx_http_stockprice_pointer_space(buf, i, len);
+
+    if (object) {
+        if (i >= len || buf[i] != '"') {
             return NGX_HTTP_STOCKPRICE_POINTER_NONE;
         }
 
-        i++;
+        e = ngx_http_stockprice_pointer_string_end(buf, i, len);
+
+        if (e == NGX_HTTP_STOCKPRICE_POINTER_NONE) {
+            return e;
+        }
+
+        i = ngx_http_stockprice_pointer_space(buf, e + 1, len);
+
+        if (i >= len || buf[i] != ':') {
+            return NGX_HTTP_STOCKPRICE_POINTER_NONE;
+        }
+
+        i = ngx_http_stockprice_pointer_space(buf, i + 1, len);
     }
+
+    if (i >= len) {
+        return NGX_HTTP_STOCKPRICE_POINTER_NONE;
+    }
+
+    *value = i;
+
+    i = ngx_http_stockprice_pointer_value_end(buf, i, len);
+    i = ngx_http_stockprice_pointer_space(buf, i, len);
+
+    if (i >= len
+        || (buf[i] != ',' && buf[i] != (object ? '}' : ']')))
+    {
+        return NGX_HTTP_STOCKPRICE_POINTER_NONE;
+    }
+
+    return i;
 }
 
 

@@ -21,6 +21,7 @@
 
 
 #define NGX_HTTP_STOCKPRICE_POINTER_DEPTH  16
+#define NGX_HTTP_STOCKPRICE_POINTER_NONE   ((size_t) -1)
 
 
 typedef struct {
@@ -84,5 +85,15 @@ size_t ngx_http_stockprice_pointer_locate(
 size_t ngx_http_stockprice_pointer_scan(const char *buf, size_t start,
     size_t len, size_t budget, int *last);
 
+
+/*
+ * One element of an array, or member of an object ("object" 1), from a
+ * byte just after "[" or "{" or after the "," that ends the one before:
+ * *value is the offset of its value (past the member name and ":"), and
+ * the return the offset of the "," or closing byte after it; NONE when
+ * the text is not well formed there, or ends.
+ */
+size_t ngx_http_stockprice_pointer_next(const char *buf, size_t i,
+    size_t len, int object, size_t *value);
 
 #endif /* _NGX_HTTP_STOCKPRICE_POINTER_H_INCLUDED_ */

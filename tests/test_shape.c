@@ -178,6 +178,48 @@ static const shape_case_t  shape_cases[] = {
       { { "A", 1, NULL }, { "B", 2, NULL },
         { "C", 3, "2024-01-01T00:00:00Z" }, { "D", 4, NULL } }, 0, 0, 3 },
 
+    /* a double is off by up to 119 ns at 1.7e9 s, 128 ns at 1.7e18 ns */
+
+    { "epoch times read from their digits, in slices",
+      "{\"r\":[{\"symbol\":\"A\",\"price\":1,\"t\":1704067200999999999},"
+      " {\"symbol\":\"B\",\"t\" : 1704067200123456999 ,\"price\":2},"
+      "{\"symbol\":\"C\",\"price\":3,\"t\":\"1704067200999999999\"},"
+      "{\"symbol\":\"D\",\"x\":{\"t\":1},\"price\":4,\"t\":17040672e11}]}",
+      "/r", NULL, NULL, "/t", NGX_HTTP_STOCKPRICE_TIME_NS, NULL,
+      NGX_HTTP_STOCKPRICE_PARSE_OK, 4,
+      { { "A", 1, "2024-01-01T00:00:00.9999999Z" },
+        { "B", 2, "2024-01-01T00:00:00.1234569Z" },
+        { "C", 3, "2024-01-01T00:00:00.9999999Z" },
+        { "D", 4, "2024-01-01T00:00:00Z" } }, 0, 0, 0 },
+
+    { "epoch seconds with microseconds, keyed",
+      "{ \"A\" : {\"p\":1,\"t\":1704067200.123401},\"B\\u0041\":"
+      "{\"p\":2,\"t\":1704067200.123406},\"C\":{\"t\":{\"at\":"
+      "[1704067200.123407]},\"p\":3}}",
+      "", NULL, "/p", "/t", NGX_HTTP_STOCKPRICE_TIME_S, NULL,
+      NGX_HTTP_STOCKPRICE_PARSE_OK, 3,
+      { { "A", 1, "2024-01-01T00:00:00.123401Z" },
+        { "BA", 2, "2024-01-01T00:00:00.123406Z" },
+        { "C", 3, NULL } }, 0, 0, 1 },
+
+    { "epoch seconds down an array index",
+      "[{\"symbol\":\"S\",\"price\":1,\"t\":{\"at\":[0, 1704067200.123407]}}]",
+      "", NULL, NULL, "/t/at/1", NGX_HTTP_STOCKPRICE_TIME_S, NULL,
+      NGX_HTTP_STOCKPRICE_PARSE_OK, 1,
+      { { "S", 1, "2024-01-01T00:00:00.123407Z" } }, 0, 0, 0 },
+
+    { "epoch milliseconds with a fraction, whole body asked for one",
+      "[{\"price\":1,\"ms\":1704067200123.4567}]",
+      "", NULL, NULL, "/ms", NGX_HTTP_STOCKPRICE_TIME_MS, "Q",
+      NGX_HTTP_STOCKPRICE_PARSE_OK, 1,
+      { { "Q", 1, "2024-01-01T00:00:00.1234567Z" } }, 0, 0, 0 },
+
+    { "the one record asked for, nanoseconds",
+      "{\"c\":189.2,\"t\":1704067200999999999}",
+      "", NULL, "/c", "/t", NGX_HTTP_STOCKPRICE_TIME_NS, "AAPL",
+      NGX_HTTP_STOCKPRICE_PARSE_OK, 1,
+      { { "AAPL", 189.2, "2024-01-01T00:00:00.9999999Z" } }, 0, 0, 0 },
+
     { "nothing at records=", "{\"tickers\":[]}",
       "/quotes", NULL, NULL, NULL, NGX_HTTP_STOCKPRICE_TIME_ISO, NULL,
       NGX_HTTP_STOCKPRICE_PARSE_NOT_FOUND, 0, { { NULL, 0, NULL } }, 0, 0, 0 },
@@ -389,27 +431,46 @@ test_epoch(void **state)
 
 #define EPOCH(v, u, s)                                                        \
     memset(buf, 0, sizeof(buf));                                              \
-    assert_int_equal(ngx_http_stockprice_parse_epoch(buf, v,                  \
+    assert_int_equal(ngx_http_stockprice_parse_epoch(buf, v, strlen(v),       \
                                              NGX_HTTP_STOCKPRICE_TIME_##u),   \
                      strlen(s));                                              \
     assert_string_equal(buf, s)
 
-    EPOCH(0, S, "1970-01-01T00:00:00Z");
-    EPOCH(1704067200, S, "2024-01-01T00:00:00Z");
-    EPOCH(1704067200.5, S, "2024-01-01T00:00:00.5Z");
-    EPOCH(1704067200.123456, S, "2024-01-01T00:00:00.123456Z");
-    EPOCH(1704067200.99999999, S, "2024-01-01T00:00:01Z");
-    EPOCH(1704067200123.0, MS, "2024-01-01T00:00:00.123Z");
-    EPOCH(1704067200999.0, MS, "2024-01-01T00:00:00.999Z");
-    EPOCH(1704067200123456.0, US, "2024-01-01T00:00:00.123456Z");
-    EPOCH(1704067200000001.0, US, "2024-01-01T00:00:00.000001Z");
-    EPOCH(1704067200123456789.0, NS, "2024-01-01T00:00:00.1234567Z");
-    EPOCH(1704067200000000000.0, NS, "2024-01-01T00:00:00Z");
-    EPOCH(951782400, S, "2000-02-29T00:00:00Z");
-    EPOCH(253402300799.0, S, "9999-12-31T23:59:59Z");
-    EPOCH(-1, S, "");
-    EPOCH(253402300800.0, S, "");
-    EPOCH(1e300, NS, "");
+    EPOCH("0", S, "1970-01-01T00:00:00Z");
+    EPOCH("1704067200", S, "2024-01-01T00:00:00Z");
+    EPOCH("1704067200.5", S, "2024-01-01T00:00:00.5Z");
+    EPOCH("1704067200.123456", S, "2024-01-01T00:00:00.123456Z");
+    EPOCH("1704067200.99999999", S, "2024-01-01T00:00:00.9999999Z");
+    EPOCH("1704067200.0000001", S, "2024-01-01T00:00:00.0000001Z");
+    EPOCH("1704067200123", MS, "2024-01-01T00:00:00.123Z");
+    EPOCH("1704067200999", MS, "2024-01-01T00:00:00.999Z");
+    EPOCH("1704067200999.5", MS, "2024-01-01T00:00:00.9995Z");
+    EPOCH("1704067200123456", US, "2024-01-01T00:00:00.123456Z");
+    EPOCH("1704067200000001", US, "2024-01-01T00:00:00.000001Z");
+    EPOCH("1704067200123456.78", US, "2024-01-01T00:00:00.1234567Z");
+    EPOCH("1704067200123456789", NS, "2024-01-01T00:00:00.1234567Z");
+    EPOCH("1704067200000000000", NS, "2024-01-01T00:00:00Z");
+    EPOCH("+1704067200", S, "2024-01-01T00:00:00Z");
+    EPOCH("1.7040672e9", S, "2024-01-01T00:00:00Z");
+    EPOCH("1704067200.5E0", S, "2024-01-01T00:00:00.5Z");
+    EPOCH("951782400", S, "2000-02-29T00:00:00Z");
+    EPOCH("253402300799", S, "9999-12-31T23:59:59Z");
+    EPOCH("-1", S, "");
+    EPOCH("253402300800", S, "");
+    EPOCH("1e300", NS, "");
+    EPOCH("9000000000000000000", NS, "");
+    EPOCH("", S, "");
+
+    /*
+     * exact where a double is not: at 1.7e9 s a double is off by up to
+     * 119 ns, at 1.7e18 ns by up to 128 ns, across a microsecond here
+     */
+
+    EPOCH("1704067200.1234560", S, "2024-01-01T00:00:00.123456Z");
+    EPOCH("1704067200.000001", S, "2024-01-01T00:00:00.000001Z");
+    EPOCH("1704067200999999999", NS, "2024-01-01T00:00:00.9999999Z");
+    EPOCH("1704067200000000099", NS, "2024-01-01T00:00:00Z");
+    EPOCH("1704067200123456999", NS, "2024-01-01T00:00:00.1234569Z");
 
 #undef EPOCH
 }
