@@ -11,11 +11,16 @@
 #                GET /api/StockPrice/SYM at 5,000 symbols.  Per round: req/s
 #                and the worker's CPU time per request (/proc/PID/schedstat)
 #   refresh      worker CPU per refresh of 5,000 records (interval=200ms,
-#                no clients), minus the same worker idle
+#                no clients), minus the same worker idle: today's shape,
+#                and the same records nested as a provider sends them
+#                (records=, *_field= pointers, nanosecond times), in
+#                alternating samples
 #   zone         bytes per record at history=1 (5,000 symbols) and
 #                history=100 (500 symbols, 100 refreshes)
 #   latency      wrk --latency p50/p99/max of GET /api/StockPrice/S2500
-#                while 5,000 records are refreshed every 200 ms, and idle
+#                while 5,000 records are refreshed every 200 ms, while 50
+#                symbols are asked one request each ($symbol, concurrency=4)
+#                every 200 ms, and idle
 #
 # The feeds run in a second nginx, so that making 5,000 prices does not
 # count as the module's work; the 5,000-symbol zone polls a file holding
@@ -307,6 +312,8 @@ start('feeds', common('feeds') . <<"EOF");
         location /mid/ { stockprice_demo_feed count=500; }
         location = /big/copy { default_type application/json;
                                alias $dir/static/feed5000.json; }
+        location = /big/nested { default_type application/json;
+                                 alias $dir/static/nested5000.json; }
     }
 }
 EOF
@@ -321,6 +328,24 @@ mkdir "$dir/static";
     my $r = $ua->get("http://127.0.0.1:$UP/big/prices");
     die "the 5,000-symbol feed: $r->{status}" unless $r->{success};
     spit("$dir/static/feed5000.json", $r->{content});
+
+    # the same records as Polygon's snapshot nests them, times in ns
+
+    my $i = 0;
+    my @t = map {
+        { ticker => $_->{symbol}, todaysChange => 0.25,
+          lastTrade => { p => $_->{price}, s => 100, x => 4,
+                         t => 1704067200123456789 + 1000 * $i++ } }
+    } @{ $json->decode($r->{content}) };
+
+    spit("$dir/static/nested5000.json",
+         $json->encode({ status => 'OK', count => scalar @t,
+                         tickers => \@t }));
+
+    # 50 of them, for one request each
+
+    spit("$dir/fifty.txt",
+         join '', map { sprintf "S%04d\n", 100 * $_ } 1 .. 50);
 }
 
 # the module under test, first with placeholders for the ceilings
@@ -331,6 +356,8 @@ sub module_conf {
     my $big = $o{big} // '1h';
     my $mid = $o{mid} // '1h';
     my $history = $o{history} // 1;
+    my $nested = $o{nested} // '1h';
+    my $per = $o{per} // '1h';
 
     return common('module') . <<"EOF";
     sendfile on;
@@ -342,6 +369,14 @@ sub module_conf {
                     interval=$big max_size=4m;
     stockprice_poll http://127.0.0.1:$UP/mid/prices zone=mid:32m
                     interval=$mid history=$history max_size=4m;
+
+    stockprice_poll http://127.0.0.1:$UP/big/nested zone=nested:32m
+                    interval=$nested max_size=4m records=/tickers
+                    symbol_field=/ticker price_field=/lastTrade/p
+                    time_field=/lastTrade/t:ns;
+    stockprice_poll http://127.0.0.1:$UP/big/prices?symbols=\$symbol
+                    zone=per:1m interval=$per concurrency=4
+                    symbols_file=$dir/fifty.txt;
 
     # never gets data: what a 32m zone uses empty
     stockprice_poll http://127.0.0.1:$UP/none zone=empty:32m interval=1h;
@@ -363,6 +398,8 @@ sub module_conf {
             location = /status/small { stockprice_status small; }
             location = /status/big { stockprice_status big; }
             location = /status/mid { stockprice_status mid; }
+            location = /status/nested { stockprice_status nested; }
+            location = /status/per { stockprice_status per; }
             location = /status/empty { stockprice_status empty; }
         }
     }
@@ -374,7 +411,7 @@ my $t0 = time;
 
 start('module', module_conf("'[]'"));
 
-for my $z (qw(small big mid)) {
+for my $z (qw(small big mid nested per)) {
     wait_until(sub { (status($z)->{refreshes} // 0) >= 1 }, 15)
         or die "zone $z: no refresh\n" . slurp("$dir/module.error.log");
 }
@@ -470,61 +507,83 @@ my $empty = status('empty');
 
 my $ret = nginx_string($body{small});
 
+# worker CPU per refresh of zone $z refreshed every 200 ms, 4 s samples
+
+sub refresh_cost {
+    my ($z, $idle_per_s) = @_;
+
+    reload('module', module_conf($ret, $z => '200ms'));
+
+    my $n0 = status($z)->{refreshes} // 0;
+    wait_until(sub { (status($z)->{refreshes} // 0) >= $n0 + 2 }, 15)
+        or die "$z: no refreshes";
+
+    my $w = worker_of('module');
+    my $r0 = status($z);
+    my $c0 = cpu_ns($w);
+    my $start = time;
+    sleep 4;
+    my $c1 = cpu_ns($w);
+    my $secs = time - $start;
+    my $n = status($z)->{refreshes} - $r0->{refreshes};
+
+    return (($c1 - $c0 - $idle_per_s * $secs) / 1e6 / $n, $n, $secs);
+}
+
 if ($ONLY{refresh}) {
     my $w = worker_of('module');
     my $c0 = cpu_ns($w);
     sleep 3;
     my $idle_per_s = (cpu_ns($w) - $c0) / 3;
 
-    reload('module', module_conf($ret, big => '200ms'));
+    # A B B A A B: neither shape always first
 
-    wait_until(sub {
-        (status('big')->{refreshes} // 0) >= $big->{refreshes} + 2
-    }, 15) or die 'no refreshes';
+    my (%per, %nref, %took);
 
-    # three samples of 4 s: the median, and min-max
-
-    my (@per, $nref, $took);
-
-    $w = worker_of('module');
-
-    for (1 .. 3) {
-        my $r0 = status('big');
-        my $c0 = cpu_ns($w);
-        my $start = time;
-        sleep 4;
-        my $c1 = cpu_ns($w);
-        my $secs = time - $start;
-        my $n = status('big')->{refreshes} - $r0->{refreshes};
-
-        push @per, ($c1 - $c0 - $idle_per_s * $secs) / 1e6 / $n;
-        $nref += $n;
-        $took += $secs;
+    for my $z (qw(big nested nested big big nested)) {
+        my ($ms, $n, $secs) = refresh_cost($z, $idle_per_s);
+        push @{ $per{$z} }, $ms;
+        $nref{$z} += $n;
+        $took{$z} += $secs;
     }
 
-    print "refresh\n";
-    printf "  worker CPU per refresh of 5,000 records: %s ms "
-           . "(%d refreshes in %.1f s, 3 samples; the idle worker's "
-           . "%.3f ms/s subtracted)\n\n", range('%.2f', @per), $nref, $took,
-           $idle_per_s / 1e6;
+    print "refresh (worker CPU per refresh of 5,000 records, 3 samples of "
+          . "4 s each, alternating; the idle worker's "
+          . sprintf('%.3f', $idle_per_s / 1e6) . " ms/s subtracted)\n";
+    printf "  %-44s %s ms (%d refreshes in %.1f s)\n",
+           "today's shape, a top-level array", range('%.2f', @{ $per{big} }),
+           $nref{big}, $took{big};
+    printf "  %-44s %s ms (%d refreshes in %.1f s)\n",
+           'nested, 4 pointers, nanosecond times',
+           range('%.2f', @{ $per{nested} }), $nref{nested}, $took{nested};
+    printf "  nested / today's: %.2f\n\n",
+           median(@{ $per{nested} }) / median(@{ $per{big} });
 }
 
 # latency with refreshes every 200 ms, then idle, then again
 
 my %lat;
-my %quiet = (busy => 0, idle => 0);
+my %quiet = (busy => 0, idle => 0, per => 0);
+my %label = (
+    idle => 'refreshes idle',
+    busy => 'refreshing 5,000 records every 200 ms',
+    per  => '50 requests of one symbol every 200 ms',
+);
 
-for my $k ($ONLY{latency} ? qw(busy idle busy idle) : ()) {
-    reload('module', module_conf($ret, big => $k eq 'busy' ? '200ms' : '1h'))
-        if $k ne 'busy' || %lat;
+my %during = (busy => 'big', per => 'per');
+
+for my $k ($ONLY{latency} ? qw(busy idle per per idle busy) : ()) {
+    reload('module', module_conf($ret, $during{$k} ? ($during{$k} => '200ms')
+                                                   : ()));
 
     # a refresh due under the old interval may still come
     sleep 1;
 
-    my $n0 = status('big')->{refreshes};
+    my $z = $during{$k} // 'big';
+    my $n0 = status($z)->{refreshes};
     my $r = wrk('/big/api/StockPrice/S2500', c => 8, d => 5);
     my $p = probe('/big/api/StockPrice/S2500', 3);
-    $quiet{$k} += status('big')->{refreshes} - $n0;
+    $quiet{$k} += status($z)->{refreshes} - $n0;
 
     push @{ $lat{$k}{$_} }, $r->{lat}{$_} for qw(50 99 max);
     push @{ $lat{"probe $k"}{$_} }, $p->{$_} for qw(50 99 max slow);
@@ -533,33 +592,33 @@ for my $k ($ONLY{latency} ? qw(busy idle busy idle) : ()) {
 if ($ONLY{latency}) {
     print "latency of GET /big/api/StockPrice/S2500 (wrk -t1 -c8, 2 x 5 s "
           . "each, alternating)\n";
-    for my $k (qw(idle busy)) {
-        printf "  %-44s p50 %6.0f us  p99 %6.0f us  max %6.0f us\n",
-               $k eq 'idle'
-                   ? "refreshes idle ($quiet{idle} during the runs)"
-                   : "refreshing 5,000 records every 200 ms ($quiet{busy})",
+    for my $k (qw(idle busy per)) {
+        printf "  %-50s p50 %6.0f us  p99 %6.0f us  max %6.0f us\n",
+               "$label{$k} ($quiet{$k} refreshes)",
                median(@{ $lat{$k}{50} }), median(@{ $lat{$k}{99} }),
                (sort { $b <=> $a } @{ $lat{$k}{max} })[0];
     }
-    printf "  p99 refreshing / idle: %.2f\n\n",
-           median(@{ $lat{busy}{99} }) / median(@{ $lat{idle}{99} });
+    for my $k (qw(busy per)) {
+        printf "  p99 %s / idle: %.2f\n", $k eq 'busy' ? 'refreshing' : '$symbol',
+               median(@{ $lat{$k}{99} }) / median(@{ $lat{idle}{99} });
+    }
 
-    print "the same, one request at a time, each timed "
-          . "(bench.pl's own client, "
-          . "2 x 3 s each)\n";
-    for my $k (qw(idle busy)) {
+    print "\nthe same, one request at a time, each timed "
+          . "(bench.pl's own client, 2 x 3 s each)\n";
+    for my $k (qw(idle busy per)) {
         my $x = $lat{"probe $k"};
-        printf "  %-44s p50 %6.0f us  p99 %6.0f us  max %6.0f us  "
-               . "over 1 ms: %d\n",
-               $k eq 'idle' ? 'refreshes idle'
-                            : 'refreshing 5,000 records every 200 ms',
+        printf "  %-50s p50 %6.0f us  p99 %6.0f us  max %6.0f us  "
+               . "over 1 ms: %d\n", $label{$k},
                median(@{ $x->{50} }), median(@{ $x->{99} }),
                (sort { $b <=> $a } @{ $x->{max} })[0],
                $x->{slow}[0] + $x->{slow}[1];
     }
-    printf "  p99 refreshing / idle: %.2f\n\n",
-           median(@{ $lat{'probe busy'}{99} })
-           / median(@{ $lat{'probe idle'}{99} });
+    for my $k (qw(busy per)) {
+        printf "  p99 %s / idle: %.2f\n", $k eq 'busy' ? 'refreshing' : '$symbol',
+               median(@{ $lat{"probe $k"}{99} })
+               / median(@{ $lat{'probe idle'}{99} });
+    }
+    print "\n";
 }
 
 # history=100: 500 symbols refreshed until each has 100 records

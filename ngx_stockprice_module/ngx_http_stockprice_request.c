@@ -595,47 +595,27 @@ ngx_http_stockprice_request_value(ngx_conf_t *cf, ngx_str_t *tpl,
     ngx_uint_t                     i;
     ngx_http_stockprice_secret_t  *s;
 
-    if (name->len == 7 && ngx_strncmp(name->data, "symbols", 7) == 0) {
+    /* $symbols, or $symbol (the list of one symbol): the caller's */
 
+    if ((name->len == 7 || name->len == 6)
+        && ngx_strncmp(name->data, "symbols", name->len) == 0)
+    {
         if (!url) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"$symbols\" in \"%V\": only the URL may "
-                               "hold it", tpl);
+                               "\"$%V\" in \"%V\": only the URL may "
+                               "hold it", name, tpl);
             return NGX_CONF_ERROR;
         }
 
         if (list->len == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"$symbols\" requires \"symbols\" or "
-                               "\"symbols_file\"");
+                               "\"$%V\" requires \"symbols\" or "
+                               "\"symbols_file\"", name);
             return NGX_CONF_ERROR;
         }
 
-        *symbols |= NGX_HTTP_STOCKPRICE_REQUEST_SYMBOLS;
-        ngx_str_null(value);
-
-        return NGX_CONF_OK;
-    }
-
-    if (name->len == 6 && ngx_strncmp(name->data, "symbol", 6) == 0) {
-
-        if (!url) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"$symbol\" in \"%V\": only the URL may "
-                               "hold it", tpl);
-            return NGX_CONF_ERROR;
-        }
-
-        if (list->len == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"$symbol\" requires \"symbols\" or "
-                               "\"symbols_file\"");
-            return NGX_CONF_ERROR;
-        }
-
-        /* the list of one symbol, as the caller expands it */
-
-        *symbols |= NGX_HTTP_STOCKPRICE_REQUEST_SYMBOL;
+        *symbols |= (name->len == 7) ? NGX_HTTP_STOCKPRICE_REQUEST_SYMBOLS
+                                     : NGX_HTTP_STOCKPRICE_REQUEST_SYMBOL;
         ngx_str_null(value);
 
         return NGX_CONF_OK;

@@ -159,9 +159,11 @@ my @polls = (
                 . ' "header=APCA-API-SECRET-KEY: $apsecret"' ],
     [ alpaca_nokey => $mtls ],
 
-    # 5. one object per symbol (Finnhub /quote)
-    [ finnhub => "\"$U/quote?symbol=\$symbol&token=\$key\""
+    # 5. one object per symbol (Finnhub /quote), the key in a header as
+    # in the README; without it the server answers 403
+    [ finnhub => "\"$U/quote?symbol=\$symbol\" concurrency=2"
                  . " symbols=AAPL,MSFT secret=key:%%TESTDIR%%/finnhub.key"
+                 . ' "header=X-Finnhub-Token: $key"'
                  . " price_field=/c time_field=/t:s" ],
 
     # 6. one object, nested, strings (Alpha Vantage GLOBAL_QUOTE); SAP's
@@ -236,7 +238,7 @@ http {
         }
 
         location = /quote {
-            if ($arg_token != "%%FHKEY%%") { return 403; }
+            if ($http_x_finnhub_token != "%%FHKEY%%") { return 403; }
             try_files /quote-$arg_symbol.json =404;
         }
 
