@@ -401,7 +401,15 @@ ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
     first = buf[p->at];
     end = (first == '[') ? ']' : '}';
 
-    i = ngx_http_stockprice_pointer_scan(buf, start, len, budget, &last);
+    /* epoch times are read from the text: where each element ends */
+
+    p->marks.n = 0;
+    p->slice_end = 0;
+
+    i = ngx_http_stockprice_pointer_scan(buf, start, len, budget, &last,
+                                         p->shape->time_unit
+                                         == NGX_HTTP_STOCKPRICE_TIME_ISO
+                                         ? NULL : &p->marks);
 
     if (i >= len || (last && buf[i] != end)) {
         /* truncated, or the array closed by a "}" */
@@ -456,6 +464,8 @@ ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
         ngx_http_stockprice_parse_arena_end(root);
         return NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
     }
+
+    p->slice_end = i;
 
     rc = ngx_http_stockprice_parse_items(p, root, first == '{',
                                          p->shape->time_unit
@@ -558,6 +568,8 @@ ngx_http_stockprice_parse_whole(ngx_http_stockprice_parser_t *p)
     cJSON        *root;
     const cJSON  *v;
 
+    p->slice_end = 0;
+
     ngx_http_stockprice_parse_arena_start(p->len);
 
     root = ngx_http_stockprice_parse_json(p->buf, p->len);
@@ -609,20 +621,29 @@ ngx_http_stockprice_parse_whole(ngx_http_stockprice_parser_t *p)
  * or the one record "root" (-1).  Room grows with the records kept, not
  * with the elements seen: a body of "[1,1,1,...]" costs no record slots.
  * "raw" is the offset in p->buf of the first element's text (of the
- * record's, with -1), walked along with cJSON's elements so that epoch
- * times are read from their digits; NONE when no time needs it.
+ * record's, with -1), so that epoch times are read from their digits:
+ * the elements end at the slice's marks (p->slice_end set), or are
+ * walked along with cJSON's; NONE when no time needs it.
  */
 
 static int
 ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p,
     const cJSON *root, int keyed, size_t raw)
 {
-    size_t                         e, value;
+    size_t                         e, k, value;
     const cJSON                   *item, *one;
     ngx_http_stockprice_record_t  *all, *rec;
 
     one = NULL;
     p->raw = NULL;
+    k = 0;
+
+    if (p->slice_end && raw != NGX_HTTP_STOCKPRICE_POINTER_NONE
+        && (size_t) cJSON_GetArraySize(root) != p->marks.n + 1)
+    {
+        /* the scan and cJSON disagree on the elements: cJSON's doubles */
+        raw = NGX_HTTP_STOCKPRICE_POINTER_NONE;
+    }
 
     if (keyed == -1) {
         one = root;
@@ -647,7 +668,22 @@ ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p,
 
         rec = (ngx_http_stockprice_record_t *) p->all + p->n;
 
-        if (raw != NGX_HTTP_STOCKPRICE_POINTER_NONE) {
+        if (raw != NGX_HTTP_STOCKPRICE_POINTER_NONE && p->slice_end) {
+            /* the text of element k, between the slice's marks */
+
+            value = k ? p->marks.at[k - 1] + 1 : raw;
+            e = (k < p->marks.n) ? p->marks.at[k] : p->slice_end;
+            k++;
+
+            if (keyed) {
+                value = ngx_http_stockprice_pointer_member_value(p->buf,
+                                                                 value, e);
+            }
+
+            p->raw = (value < e) ? p->buf + value : NULL;
+            p->raw_len = e - value;
+
+        } else if (raw != NGX_HTTP_STOCKPRICE_POINTER_NONE) {
             /* the text of this element; at a loss, cJSON's doubles */
 
             if (keyed == -1) {

@@ -216,6 +216,8 @@ typedef struct {
     ngx_http_stockprice_parse_stats_t    mark_stats;
     const char                          *raw;       /* the record's text */
     size_t                               raw_len;
+    size_t                               slice_end; /* 0: not in slices */
+    ngx_http_stockprice_pointer_marks_t  marks;     /* of the slice */
 } ngx_http_stockprice_parser_t;
 
 

@@ -282,32 +282,39 @@ ngx_http_stockprice_pointer_after(const char *buf, size_t i, size_t len)
 
 
 size_t
-ngx_http_stockprice_pointer_next(const char *buf, size_t i, size_t len,
-    int object, size_t *value)
+ngx_http_stockprice_pointer_member_value(const char *buf, size_t i,
+    size_t len)
 {
     size_t  e;
 
     i = ngx_http_stockprice_pointer_space(buf, i, len);
 
-    if (object) {
-        if (i >= len || buf[i] != '"') {
-            return NGX_HTTP_STOCKPRICE_POINTER_NONE;
-        }
-
-        e = ngx_http_stockprice_pointer_string_end(buf, i, len);
-
-        if (e == NGX_HTTP_STOCKPRICE_POINTER_NONE) {
-            return e;
-        }
-
-        i = ngx_http_stockprice_pointer_space(buf, e + 1, len);
-
-        if (i >= len || buf[i] != ':') {
-            return NGX_HTTP_STOCKPRICE_POINTER_NONE;
-        }
-
-        i = ngx_http_stockprice_pointer_space(buf, i + 1, len);
+    if (i >= len || buf[i] != '"') {
+        return NGX_HTTP_STOCKPRICE_POINTER_NONE;
     }
+
+    e = ngx_http_stockprice_pointer_string_end(buf, i, len);
+
+    if (e == NGX_HTTP_STOCKPRICE_POINTER_NONE) {
+        return e;
+    }
+
+    i = ngx_http_stockprice_pointer_space(buf, e + 1, len);
+
+    if (i >= len || buf[i] != ':') {
+        return NGX_HTTP_STOCKPRICE_POINTER_NONE;
+    }
+
+    return ngx_http_stockprice_pointer_space(buf, i + 1, len);
+}
+
+
+size_t
+ngx_http_stockprice_pointer_next(const char *buf, size_t i, size_t len,
+    int object, size_t *value)
+{
+    i = object ? ngx_http_stockprice_pointer_member_value(buf, i, len)
+               : ngx_http_stockprice_pointer_space(buf, i, len);
 
     if (i >= len) {
         return NGX_HTTP_STOCKPRICE_POINTER_NONE;
@@ -400,7 +407,7 @@ ngx_http_stockprice_pointer_value_end(const char *buf, size_t i, size_t len)
 
     if (buf[i] == '[' || buf[i] == '{') {
         e = ngx_http_stockprice_pointer_scan(buf, i + 1, len, (size_t) -1,
-                                             &last);
+                                             &last, NULL);
         return (e < len) ? e + 1 : len;
     }
 
@@ -418,7 +425,7 @@ ngx_http_stockprice_pointer_value_end(const char *buf, size_t i, size_t len)
 
 size_t
 ngx_http_stockprice_pointer_scan(const char *buf, size_t start, size_t len,
-    size_t budget, int *last)
+    size_t budget, int *last, ngx_http_stockprice_pointer_marks_t *marks)
 {
     size_t         i, depth;
     unsigned char  c;
@@ -466,8 +473,18 @@ ngx_http_stockprice_pointer_scan(const char *buf, size_t start, size_t len,
 
         /* "," */
 
-        if (depth == 1 && i - start >= budget) {
-            break;
+        if (depth == 1) {
+            if (i - start >= budget) {
+                break;
+            }
+
+            if (marks) {
+                if (marks->n == NGX_HTTP_STOCKPRICE_POINTER_MARKS) {
+                    break;
+                }
+
+                marks->at[marks->n++] = i;
+            }
         }
     }
 

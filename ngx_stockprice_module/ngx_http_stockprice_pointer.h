@@ -76,15 +76,33 @@ int ngx_http_stockprice_pointer_token_is(
 size_t ngx_http_stockprice_pointer_locate(
     const ngx_http_stockprice_pointer_t *p, const char *buf, size_t len);
 
+/* where the elements of a slice end: the offsets of its top-level ","s */
+
+#define NGX_HTTP_STOCKPRICE_POINTER_MARKS  512
+
+typedef struct {
+    size_t                          n;
+    size_t                          at[NGX_HTTP_STOCKPRICE_POINTER_MARKS];
+} ngx_http_stockprice_pointer_marks_t;
+
 /*
  * From a byte just after "[" or "{", or after a separator inside one: the
  * offset of the next "," at that level, or of the "]" or "}" that closes
  * it (*last 1); with "budget" bytes at least before that ",".  "len" when
- * the text ends first.
+ * the text ends first.  With "marks" (else NULL), the ","s before that
+ * one are noted in it, and a "," that finds it full ends the scan too.
  */
 size_t ngx_http_stockprice_pointer_scan(const char *buf, size_t start,
-    size_t len, size_t budget, int *last);
+    size_t len, size_t budget, int *last,
+    ngx_http_stockprice_pointer_marks_t *marks);
 
+
+/*
+ * The offset of the value of the member that starts at buf[i] (blanks
+ * before it skipped): past its name and ":"; NONE if there is none.
+ */
+size_t ngx_http_stockprice_pointer_member_value(const char *buf, size_t i,
+    size_t len);
 
 /*
  * One element of an array, or member of an object ("object" 1), from a

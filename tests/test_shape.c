@@ -500,7 +500,8 @@ test_time_unit(void **state)
 
 static void
 big_body_steps(const char *head, const char *fmt, const char *tail,
-    const char *records, const char *symbol, const char *price)
+    const char *records, const char *symbol, const char *price,
+    const char *time, int unit, const char *vtime)
 {
     int                            rc;
     char                          *body, *copy;
@@ -522,8 +523,7 @@ big_body_steps(const char *head, const char *fmt, const char *tail,
 
     len += (size_t) sprintf(body + len, "%s", tail);
 
-    shape_make(&s, records, symbol, price, NULL,
-               NGX_HTTP_STOCKPRICE_TIME_ISO);
+    shape_make(&s, records, symbol, price, time, unit);
 
     copy = malloc(len);
     assert_non_null(copy);
@@ -556,6 +556,13 @@ big_body_steps(const char *head, const char *fmt, const char *tail,
         assert_int_equal(one[i].symbol_len, two[i].symbol_len);
         assert_memory_equal(one[i].symbol, two[i].symbol, one[i].symbol_len);
         assert_true(one[i].price == two[i].price);
+
+        if (vtime) {
+            assert_int_equal(one[i].value_time_len, strlen(vtime));
+            assert_memory_equal(one[i].value_time, vtime, strlen(vtime));
+            assert_int_equal(two[i].value_time_len, strlen(vtime));
+            assert_memory_equal(two[i].value_time, vtime, strlen(vtime));
+        }
     }
 
     assert_true(one[0].price >= 1);
@@ -574,11 +581,30 @@ test_big_shapes_in_steps(void **state)
 
     big_body_steps("{\"status\":\"OK\",\"tickers\":[",
                    "%s{\"ticker\":\"S%04d\",\"lastTrade\":{\"p\":%d}}",
-                   "],\"count\":5000}", "/tickers", "/ticker", "/lastTrade/p");
+                   "],\"count\":5000}", "/tickers", "/ticker", "/lastTrade/p",
+                   NULL, NGX_HTTP_STOCKPRICE_TIME_ISO, NULL);
 
     big_body_steps("{\"data\":{\"x\":1},\"trades\":{",
                    "%s\"S%04d\":{\"p\":%d,\"t\":\"2024-01-02T15:04:05Z\"}",
-                   "}}", "/trades", NULL, "/p");
+                   "}}", "/trades", NULL, "/p", "/t",
+                   NGX_HTTP_STOCKPRICE_TIME_ISO, "2024-01-02T15:04:05Z");
+
+    /*
+     * epoch times from their digits: more elements than a slice has
+     * marks for (the slice ends early), in steps and in one
+     */
+
+    big_body_steps("{\"status\":\"OK\",\"tickers\":[",
+                   "%s{\"ticker\":\"S%04d\",\"lastTrade\":{\"p\":%d,"
+                   "\"t\":1704067200999999999}}",
+                   "],\"count\":5000}", "/tickers", "/ticker", "/lastTrade/p",
+                   "/lastTrade/t", NGX_HTTP_STOCKPRICE_TIME_NS,
+                   "2024-01-01T00:00:00.9999999Z");
+
+    big_body_steps("{\"trades\":{",
+                   "%s \"S%04d\" : {\"t\": 1704067200.123401 ,\"p\":%d}",
+                   "}}", "/trades", NULL, "/p", "/t",
+                   NGX_HTTP_STOCKPRICE_TIME_S, "2024-01-01T00:00:00.123401Z");
 }
 
 
