@@ -25,7 +25,7 @@ NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 PACKAGES="nginx nginx-dev libcurl4-openssl-dev libcjson-dev libcmocka-dev
           gcc make clang perl libtest-simple-perl libhttp-tiny-perl
           libpcre2-dev libssl-dev zlib1g-dev valgrind wrk openssl
-          ca-certificates"
+          ca-certificates zstd"
 
 log() { printf '%s\n' "build.sh: $*" >&2; }
 

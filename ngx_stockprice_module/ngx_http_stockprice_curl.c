@@ -58,6 +58,16 @@ ngx_http_stockprice_curl_init(ngx_cycle_t *cycle,
 
     ngx_http_stockprice_curl_inited = 1;
 
+    if (!(curl_version_info(CURLVERSION_NOW)->features
+          & CURL_VERSION_ASYNCHDNS))
+    {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "stockprice: %s resolves host names synchronously: a "
+                      "slow DNS server holds this worker; use a libcurl "
+                      "with AsynchDNS, or IP addresses",
+                      curl_version());
+    }
+
     multi = curl_multi_init();
     if (multi == NULL) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
