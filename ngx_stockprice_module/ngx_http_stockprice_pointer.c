@@ -26,6 +26,8 @@ static size_t ngx_http_stockprice_pointer_value_end(const char *buf,
     size_t i, size_t len);
 static size_t ngx_http_stockprice_pointer_after(const char *buf, size_t i,
     size_t len);
+static size_t ngx_http_stockprice_pointer_name_value(const char *buf,
+    size_t i, size_t len, size_t *name, size_t *e);
 static size_t ngx_http_stockprice_pointer_space(const char *buf, size_t i,
     size_t len);
 static long ngx_http_stockprice_pointer_index(const char *token, size_t len);
@@ -190,39 +192,24 @@ static size_t
 ngx_http_stockprice_pointer_member(const ngx_http_stockprice_pointer_t *p,
     size_t k, const char *buf, size_t i, size_t len)
 {
-    int     match;
-    size_t  e;
+    size_t  v, name, e;
 
     for ( ;; ) {
-        i = ngx_http_stockprice_pointer_space(buf, i, len);
+        /* "}": not there; anything else but a member: not well formed */
 
-        if (i >= len || buf[i] != '"') {
-            /* "}": not there; anything else: not well formed */
-            return NGX_HTTP_STOCKPRICE_POINTER_NONE;
+        v = ngx_http_stockprice_pointer_name_value(buf, i, len, &name, &e);
+
+        if (v == NGX_HTTP_STOCKPRICE_POINTER_NONE) {
+            return v;
         }
 
-        e = ngx_http_stockprice_pointer_string_end(buf, i, len);
-
-        if (e == NGX_HTTP_STOCKPRICE_POINTER_NONE) {
-            return e;
+        if (ngx_http_stockprice_pointer_key_is(buf + name + 1, e - name - 1,
+                                               p->token[k], p->len[k]))
+        {
+            return v;
         }
 
-        match = ngx_http_stockprice_pointer_key_is(buf + i + 1, e - i - 1,
-                                                   p->token[k], p->len[k]);
-
-        i = ngx_http_stockprice_pointer_space(buf, e + 1, len);
-
-        if (i >= len || buf[i] != ':') {
-            return NGX_HTTP_STOCKPRICE_POINTER_NONE;
-        }
-
-        i = ngx_http_stockprice_pointer_space(buf, i + 1, len);
-
-        if (match) {
-            return i;
-        }
-
-        i = ngx_http_stockprice_pointer_after(buf, i, len);
+        i = ngx_http_stockprice_pointer_after(buf, v, len);
 
         if (i == NGX_HTTP_STOCKPRICE_POINTER_NONE) {
             return i;
@@ -285,21 +272,36 @@ size_t
 ngx_http_stockprice_pointer_member_value(const char *buf, size_t i,
     size_t len)
 {
-    size_t  e;
+    size_t  name, e;
 
+    return ngx_http_stockprice_pointer_name_value(buf, i, len, &name, &e);
+}
+
+
+/*
+ * The member at buf[i] (blanks before it skipped): its name's quotes at
+ * *name and *e, and the return the offset of its value; NONE if no member
+ * starts there
+ */
+
+static size_t
+ngx_http_stockprice_pointer_name_value(const char *buf, size_t i,
+    size_t len, size_t *name, size_t *e)
+{
     i = ngx_http_stockprice_pointer_space(buf, i, len);
 
     if (i >= len || buf[i] != '"') {
         return NGX_HTTP_STOCKPRICE_POINTER_NONE;
     }
 
-    e = ngx_http_stockprice_pointer_string_end(buf, i, len);
+    *name = i;
+    *e = ngx_http_stockprice_pointer_string_end(buf, i, len);
 
-    if (e == NGX_HTTP_STOCKPRICE_POINTER_NONE) {
-        return e;
+    if (*e == NGX_HTTP_STOCKPRICE_POINTER_NONE) {
+        return *e;
     }
 
-    i = ngx_http_stockprice_pointer_space(buf, e + 1, len);
+    i = ngx_http_stockprice_pointer_space(buf, *e + 1, len);
 
     if (i >= len || buf[i] != ':') {
         return NGX_HTTP_STOCKPRICE_POINTER_NONE;
