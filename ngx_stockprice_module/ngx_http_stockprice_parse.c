@@ -67,6 +67,10 @@ static int ngx_http_stockprice_parse_rest(ngx_http_stockprice_parser_t *p,
     size_t end);
 static size_t ngx_http_stockprice_parse_epoch_double(char *buf, double value,
     ngx_http_stockprice_time_unit_e unit);
+static int ngx_http_stockprice_parse_blank(ngx_http_stockprice_parser_t *p,
+    size_t start, size_t end, int keyed);
+static void ngx_http_stockprice_parse_unblank(
+    ngx_http_stockprice_parser_t *p);
 static int ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p,
     const cJSON *root, int keyed, size_t raw);
 static char *ngx_http_stockprice_parse_copy(const char *buf, size_t len);
@@ -386,7 +390,7 @@ int
 ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
     size_t budget)
 {
-    int      rc, last;
+    int      rc, last, blanked;
     char    *buf, open, close, first, end;
     size_t   start, i, len;
     cJSON   *root;
@@ -446,6 +450,17 @@ ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
 
     p->chunks++;
 
+    /* epoch times read from their digits, which cJSON then need not read */
+
+    blanked = (p->shape->time_unit != NGX_HTTP_STOCKPRICE_TIME_ISO);
+
+    if (blanked
+        && ngx_http_stockprice_parse_blank(p, start, i, first == '{')
+           != NGX_HTTP_STOCKPRICE_PARSE_OK)
+    {
+        return NGX_HTTP_STOCKPRICE_PARSE_NOMEM;
+    }
+
     open = buf[start - 1];
     close = buf[i];
     buf[start - 1] = first;
@@ -454,6 +469,20 @@ ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
     ngx_http_stockprice_parse_arena_start(i - start + 2);
 
     root = ngx_http_stockprice_parse_json(buf + start - 1, i - start + 2);
+
+    if (blanked) {
+        ngx_http_stockprice_parse_unblank(p);
+
+        if (root && (size_t) cJSON_GetArraySize(root) != p->marks.n + 1) {
+            /* the scan and cJSON disagree on the elements: as written */
+
+            ngx_http_stockprice_parse_arena_end(root);
+            ngx_http_stockprice_parse_arena_start(i - start + 2);
+
+            root = ngx_http_stockprice_parse_json(buf + start - 1,
+                                                  i - start + 2);
+        }
+    }
 
     buf[start - 1] = open;
     buf[i] = close;
@@ -486,6 +515,105 @@ ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
     p->pos = i + 1;
 
     return NGX_HTTP_STOCKPRICE_PARSE_AGAIN;
+}
+
+
+/*
+ * The epoch times of a slice's elements (from "start" to "end", cut at the
+ * marks) read from their digits where time_field= finds a number (the
+ * value cJSON then finds there), and blanked to "null" and spaces: still
+ * the same JSON, the same elements, and nothing for strtod().
+ * parse_unblank() puts the digits back right after cJSON's parse, so that
+ * the body is as it came whatever happens next.  A number shorter than
+ * "null" is left as it is; one longer than any time is left to cJSON;
+ * and nothing is blanked when price_field= is time_field=.
+ */
+
+static int
+ngx_http_stockprice_parse_blank(ngx_http_stockprice_parser_t *p,
+    size_t start, size_t end, int keyed)
+{
+    int                           blank;
+    char                         *buf;
+    size_t                        k, value, e, at, len;
+    ngx_http_stockprice_epoch_t  *ep;
+
+    if (p->epochs == NULL) {
+        p->epochs = malloc((NGX_HTTP_STOCKPRICE_POINTER_MARKS + 1)
+                           * sizeof(ngx_http_stockprice_epoch_t));
+        if (p->epochs == NULL) {
+            return NGX_HTTP_STOCKPRICE_PARSE_NOMEM;
+        }
+    }
+
+    buf = p->buf;
+    blank = !ngx_http_stockprice_pointer_same(&p->shape->time,
+                                              &p->shape->price);
+
+    for (k = 0; k <= p->marks.n; k++) {
+        ep = &p->epochs[k];
+        ep->found = 0;
+        ep->len = 0;
+
+        value = k ? p->marks.at[k - 1] + 1 : start;
+        e = (k < p->marks.n) ? p->marks.at[k] : end;
+
+        if (keyed) {
+            value = ngx_http_stockprice_pointer_member_value(buf, value, e);
+
+            if (value >= e) {
+                continue;
+            }
+        }
+
+        at = ngx_http_stockprice_pointer_locate(&p->shape->time, buf + value,
+                                                e - value);
+
+        if (at == NGX_HTTP_STOCKPRICE_POINTER_NONE) {
+            continue;
+        }
+
+        at += value;
+        len = ngx_http_stockprice_parse_number_end(buf + at, e - at);
+
+        if (len == 0 || len > NGX_HTTP_STOCKPRICE_EPOCH_TEXT) {
+            continue;
+        }
+
+        ep->time_len = (unsigned char)
+                       ngx_http_stockprice_parse_epoch(ep->time, buf + at, len,
+                                                       p->shape->time_unit);
+        ep->found = 1;
+
+        if (!blank || len < 4) {
+            continue;
+        }
+
+        ep->at = at;
+        ep->len = (unsigned char) len;
+        memcpy(ep->text, buf + at, len);
+
+        memcpy(buf + at, "null", 4);
+        memset(buf + at + 4, ' ', len - 4);
+    }
+
+    return NGX_HTTP_STOCKPRICE_PARSE_OK;
+}
+
+
+static void
+ngx_http_stockprice_parse_unblank(ngx_http_stockprice_parser_t *p)
+{
+    size_t                        k;
+    ngx_http_stockprice_epoch_t  *ep;
+
+    for (k = 0; k <= p->marks.n; k++) {
+        ep = &p->epochs[k];
+
+        if (ep->len) {
+            memcpy(p->buf + ep->at, ep->text, ep->len);
+        }
+    }
 }
 
 
@@ -636,6 +764,7 @@ ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p,
 
     one = NULL;
     p->raw = NULL;
+    p->epoch = NULL;
     k = 0;
 
     if (p->slice_end && raw != NGX_HTTP_STOCKPRICE_POINTER_NONE
@@ -673,6 +802,11 @@ ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p,
 
             value = k ? p->marks.at[k - 1] + 1 : raw;
             e = (k < p->marks.n) ? p->marks.at[k] : p->slice_end;
+
+            /* read before cJSON's parse (the slice of parse_step) */
+
+            p->epoch = (p->epochs && p->epochs[k].found) ? &p->epochs[k]
+                                                         : NULL;
             k++;
 
             if (keyed) {
@@ -730,6 +864,7 @@ ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p,
     }
 
     p->raw = NULL;
+    p->epoch = NULL;
 
     return NGX_HTTP_STOCKPRICE_PARSE_OK;
 }
@@ -753,6 +888,9 @@ ngx_http_stockprice_parse_done(ngx_http_stockprice_parser_t *p,
     p->all = NULL;
     *records = NULL;
     *nrecords = 0;
+
+    free(p->epochs);
+    p->epochs = NULL;
 
     if (n == 0) {
         free(all);
@@ -815,6 +953,9 @@ ngx_http_stockprice_parse_abort(ngx_http_stockprice_parser_t *p)
 {
     free(p->all);
     p->all = NULL;
+
+    free(p->epochs);
+    p->epochs = NULL;
 }
 
 
@@ -958,10 +1099,15 @@ ngx_http_stockprice_parse_time(ngx_http_stockprice_parser_t *p,
 
     /*
      * a number since the epoch, or a numeric string as prices may be: its
-     * digits, exact where a double is not (1.7e18 ns is off by up to 128)
+     * digits, exact where a double is not (1.7e18 ns is off by up to 128);
+     * a number read before cJSON's parse is "null" to cJSON
      */
 
-    if (cJSON_IsString(v) && v->valuestring) {
+    if (p->epoch) {
+        memcpy(rec->value_time, p->epoch->time, p->epoch->time_len);
+        rec->value_time_len = p->epoch->time_len;
+
+    } else if (cJSON_IsString(v) && v->valuestring) {
         len = strlen(v->valuestring);
 
         rec->value_time_len =
@@ -1068,8 +1214,9 @@ size_t
 ngx_http_stockprice_parse_epoch(char *buf, const char *s, size_t len,
     ngx_http_stockprice_time_unit_e unit)
 {
+    int      big;
     char     num[64];
-    size_t   i;
+    size_t   i, whole;
     int64_t  n, per, tick, ticks;
 
     /* "tick": 100 ns ticks in a unit; none for ns */
@@ -1087,7 +1234,29 @@ ngx_http_stockprice_parse_epoch(char *buf, const char *s, size_t len,
         len--;
     }
 
-    if (memchr(s, 'e', len) || memchr(s, 'E', len)) {
+    /* the whole units; 9e18 and more are refused, as for a double */
+
+    n = 0;
+    big = 0;
+
+    for (i = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        if (n >= 900000000000000000) {
+            big = 1;
+
+        } else {
+            n = n * 10 + (s[i] - '0');
+        }
+    }
+
+    whole = i;
+
+    if (i < len && s[i] == '.') {
+        for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++) { /* void */ }
+    }
+
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        /* an exponent: through a double */
+
         if (len >= sizeof(num)) {
             return 0;
         }
@@ -1099,21 +1268,12 @@ ngx_http_stockprice_parse_epoch(char *buf, const char *s, size_t len,
                                                       unit);
     }
 
-    n = 0;
-
-    for (i = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
-        if (n >= 900000000000000000) {
-            /* 9e18 and more, as for a double */
-            return 0;
-        }
-
-        n = n * 10 + (s[i] - '0');
-    }
-
-    if (i == 0 || (i < len && s[i] != '.')) {
+    if (big || whole == 0 || (whole < len && s[whole] != '.')) {
         /* "-1", ".5" */
         return 0;
     }
+
+    i = whole;
 
     ticks = tick ? n % per * tick : n % per / 100;
 

@@ -189,6 +189,24 @@ int ngx_http_stockprice_parse_shaped(char *buf, size_t len,
     ngx_http_stockprice_parse_stats_t *stats);
 
 /*
+ * An epoch time of a slice's element, read from its digits before cJSON
+ * parses the slice: the digits are blanked ("null" and spaces) for the
+ * time of that parse, so that cJSON's strtod() need not read 19 of them
+ */
+
+#define NGX_HTTP_STOCKPRICE_EPOCH_TEXT  24
+
+typedef struct {
+    size_t                               at;        /* in the body */
+    unsigned char                        found;     /* a number there */
+    unsigned char                        len;       /* 0: not blanked */
+    unsigned char                        time_len;  /* 0: not a time */
+    char                                 text[NGX_HTTP_STOCKPRICE_EPOCH_TEXT];
+    char                                 time[NGX_HTTP_STOCKPRICE_TIME_MAX];
+} ngx_http_stockprice_epoch_t;
+
+
+/*
  * The same in steps, for a caller that must not hold its thread for the
  * whole body: start(), then step() until it returns anything but AGAIN
  * (each step parses at least "budget" bytes of whole elements, or all
@@ -218,6 +236,8 @@ typedef struct {
     size_t                               raw_len;
     size_t                               slice_end; /* 0: not in slices */
     ngx_http_stockprice_pointer_marks_t  marks;     /* of the slice */
+    ngx_http_stockprice_epoch_t         *epochs;    /* by element, or NULL */
+    const ngx_http_stockprice_epoch_t   *epoch;     /* the record's */
 } ngx_http_stockprice_parser_t;
 
 

@@ -146,6 +146,28 @@ ngx_http_stockprice_pointer_get(const ngx_http_stockprice_pointer_t *p,
 
 
 int
+ngx_http_stockprice_pointer_same(const ngx_http_stockprice_pointer_t *a,
+    const ngx_http_stockprice_pointer_t *b)
+{
+    size_t  k;
+
+    if (a->n != b->n) {
+        return 0;
+    }
+
+    for (k = 0; k < a->n; k++) {
+        if (a->len[k] != b->len[k]
+            || memcmp(a->token[k], b->token[k], a->len[k]) != 0)
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+int
 ngx_http_stockprice_pointer_token_is(const ngx_http_stockprice_pointer_t *p,
     size_t i, const char *name)
 {
@@ -344,9 +366,12 @@ ngx_http_stockprice_pointer_key_is(const char *raw, size_t len,
     const char *token, size_t tlen)
 {
     int     match;
+    size_t  j;
     cJSON  *key;
 
-    if (memchr(raw, '\\', len) == NULL) {
+    for (j = 0; j < len && raw[j] != '\\'; j++) { /* void */ }
+
+    if (j == len) {
         return len == tlen && memcmp(raw, token, len) == 0;
     }
 

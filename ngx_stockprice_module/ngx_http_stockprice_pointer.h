@@ -61,6 +61,10 @@ void ngx_http_stockprice_pointer_name(ngx_http_stockprice_pointer_t *p,
 const cJSON *ngx_http_stockprice_pointer_get(
     const ngx_http_stockprice_pointer_t *p, size_t from, const cJSON *v);
 
+/* 1 if both name the same value (the same tokens), else 0 */
+int ngx_http_stockprice_pointer_same(const ngx_http_stockprice_pointer_t *a,
+    const ngx_http_stockprice_pointer_t *b);
+
 /* is the member name "name" the token "i" of "p" */
 int ngx_http_stockprice_pointer_token_is(
     const ngx_http_stockprice_pointer_t *p, size_t i, const char *name);

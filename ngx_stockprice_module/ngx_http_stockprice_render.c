@@ -424,14 +424,24 @@ ngx_http_stockprice_render_ticks(char *buf, int64_t sec, long ticks)
 }
 
 
-/* "n" in exactly "width" digits, leading zeros kept */
+/* "n" in exactly "width" digits, leading zeros kept; two at a time */
 
 static void
 ngx_http_stockprice_render_digits(char *buf, long n, int width)
 {
-    while (width--) {
-        buf[width] = (char) ('0' + n % 10);
-        n /= 10;
+    static const char  pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
+
+    while (width >= 2) {
+        width -= 2;
+        memcpy(buf + width, &pairs[n % 100 * 2], 2);
+        n /= 100;
+    }
+
+    if (width) {
+        buf[0] = (char) ('0' + n % 10);
     }
 }
 

@@ -383,6 +383,14 @@ ngx_http_stockprice_fuzz_shapes(const uint8_t *data, size_t size)
                                             text[0]);
         ngx_http_stockprice_pointer_compile(&shape.time, "/t", 2, text[1]);
         shape.time_unit = NGX_HTTP_STOCKPRICE_TIME_NS;
+
+        if (data[0] & 4) {
+            /* the one number both price and time */
+            ngx_http_stockprice_pointer_compile(&shape.price, "/t", 2,
+                                                text[2]);
+            shape.time_unit = NGX_HTTP_STOCKPRICE_TIME_S;
+        }
+
         break;
 
     case 2:
