@@ -52,9 +52,17 @@ install_packages() {
 configure_nginx() {
     local stamp="$SRC/.configured"
 
-    # configure once; again only when the module's config file changes
+    # the packaged binary's compiler and linker options (-O2, hardening),
+    # as the Debian package of a module is built: nginx's own default is -O
+    local cc_opt ld_opt
+    cc_opt=$("$NGINX_BIN" -V 2>&1 | sed -n "s/.*--with-cc-opt='\([^']*\)'.*/\1/p")
+    ld_opt=$("$NGINX_BIN" -V 2>&1 | sed -n "s/.*--with-ld-opt='\([^']*\)'.*/\1/p")
+
+    # configure once; again when the module's config file or the options
+    # change
     if [ -f "$stamp" ] && [ "$stamp" -nt "$ROOT/config" ] \
-       && [ -f "$SRC/objs/Makefile" ]
+       && [ -f "$SRC/objs/Makefile" ] \
+       && [ "$(cat "$stamp")" = "$cc_opt|$ld_opt" ]
     then
         return 0
     fi
@@ -70,10 +78,11 @@ configure_nginx() {
     . "$SRC/conf_flags"
 
     (cd "$SRC" && ./configure "${NGX_CONF_FLAGS[@]}" --with-compat \
+        --with-cc-opt="$cc_opt" --with-ld-opt="$ld_opt" \
         --add-dynamic-module="$ROOT" >"$BUILD/configure.log" 2>&1) \
         || { tail -30 "$BUILD/configure.log" >&2; exit 1; }
 
-    touch "$stamp"
+    printf '%s' "$cc_opt|$ld_opt" >"$stamp"
 }
 
 
