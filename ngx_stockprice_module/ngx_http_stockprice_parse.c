@@ -75,7 +75,7 @@ static int ngx_http_stockprice_parse_items(ngx_http_stockprice_parser_t *p,
     const cJSON *root, int keyed, size_t raw);
 static char *ngx_http_stockprice_parse_copy(const char *buf, size_t len);
 static void ngx_http_stockprice_parse_wipe(char *buf, size_t len);
-static void ngx_http_stockprice_parse_patch(char *buf, size_t len);
+static int ngx_http_stockprice_parse_patch(char *buf, size_t len);
 static int ngx_http_stockprice_parse_escape(const char *p, const char *end);
 static long ngx_http_stockprice_parse_hex4(const char *p, const char *end);
 static int ngx_http_stockprice_parse_record(ngx_http_stockprice_parser_t *p,
@@ -333,6 +333,14 @@ ngx_http_stockprice_parse_start(ngx_http_stockprice_parser_t *p, char *buf,
     p->filter = filter;
     p->nfilter = nfilter;
 
+    /* epoch times: where each is found by the slice's scan */
+
+    if (p->shape->time_unit != NGX_HTTP_STOCKPRICE_TIME_ISO
+        && ngx_http_stockprice_pointer_plain(&p->shape->time))
+    {
+        p->marks.find = &p->shape->time;
+    }
+
     ngx_http_stockprice_parse_next(p, buf, len, want, want_len);
 }
 
@@ -354,7 +362,7 @@ ngx_http_stockprice_parse_next(ngx_http_stockprice_parser_t *p, char *buf,
     p->mark = p->n;
     p->mark_stats = p->stats;
 
-    ngx_http_stockprice_parse_patch(buf, len);
+    p->marks.escaped = ngx_http_stockprice_parse_patch(buf, len);
 
     if (p->shape->records.n) {
         i = ngx_http_stockprice_pointer_locate(&p->shape->records, buf, len);
@@ -555,25 +563,35 @@ ngx_http_stockprice_parse_blank(ngx_http_stockprice_parser_t *p,
         ep->found = 0;
         ep->len = 0;
 
-        value = k ? p->marks.at[k - 1] + 1 : start;
         e = (k < p->marks.n) ? p->marks.at[k] : end;
+        at = p->marks.find ? p->marks.value[k]
+                           : NGX_HTTP_STOCKPRICE_POINTER_WALK;
 
-        if (keyed) {
-            value = ngx_http_stockprice_pointer_member_value(buf, value, e);
+        if (at == NGX_HTTP_STOCKPRICE_POINTER_WALK) {
+            /* not found by the scan: the element walked */
 
-            if (value >= e) {
-                continue;
+            value = k ? p->marks.at[k - 1] + 1 : start;
+
+            if (keyed) {
+                value = ngx_http_stockprice_pointer_member_value(buf, value,
+                                                                 e);
+                if (value >= e) {
+                    continue;
+                }
+            }
+
+            at = ngx_http_stockprice_pointer_locate(&p->shape->time,
+                                                    buf + value, e - value);
+
+            if (at != NGX_HTTP_STOCKPRICE_POINTER_NONE) {
+                at += value;
             }
         }
-
-        at = ngx_http_stockprice_pointer_locate(&p->shape->time, buf + value,
-                                                e - value);
 
         if (at == NGX_HTTP_STOCKPRICE_POINTER_NONE) {
             continue;
         }
 
-        at += value;
         len = ngx_http_stockprice_parse_number_end(buf + at, e - at);
 
         if (len == 0 || len > NGX_HTTP_STOCKPRICE_EPOCH_TEXT) {
@@ -2006,9 +2024,10 @@ ngx_http_stockprice_parse_wipe(char *buf, size_t len)
  * "\\u0000" is left alone.
  */
 
-static void
+static int
 ngx_http_stockprice_parse_patch(char *buf, size_t len)
 {
+    int    escaped;
     char  *p, *end;
 
     end = buf + len;
@@ -2019,7 +2038,11 @@ ngx_http_stockprice_parse_patch(char *buf, size_t len)
         *p = '\x01';
     }
 
+    escaped = 0;
+
     for (p = buf; (p = memchr(p, '\\', end - p)) != NULL; /* void */) {
+
+        escaped = 1;
 
         switch (ngx_http_stockprice_parse_escape(p, end)) {
 
@@ -2047,6 +2070,8 @@ ngx_http_stockprice_parse_patch(char *buf, size_t len)
             break;
         }
     }
+
+    return escaped;
 }
 
 

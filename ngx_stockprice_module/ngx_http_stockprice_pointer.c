@@ -33,6 +33,20 @@ static size_t ngx_http_stockprice_pointer_space(const char *buf, size_t i,
 static long ngx_http_stockprice_pointer_index(const char *token, size_t len);
 
 
+/* pointer_scan()'s loop made twice, with "follow" 1 and 0 */
+
+#if defined(__GNUC__)
+#define NGX_HTTP_STOCKPRICE_POINTER_INLINE                                    \
+    inline __attribute__((always_inline))
+#else
+#define NGX_HTTP_STOCKPRICE_POINTER_INLINE  inline
+#endif
+
+static int ngx_http_stockprice_pointer_find_name(
+    const ngx_http_stockprice_pointer_t *p, size_t m, int escaped,
+    const char *buf, size_t i, size_t e, size_t len, size_t *value);
+
+
 /* the bytes that cut or nest values */
 
 static const unsigned char  ngx_http_stockprice_pointer_structural[256] = {
@@ -142,6 +156,29 @@ ngx_http_stockprice_pointer_get(const ngx_http_stockprice_pointer_t *p,
     }
 
     return v;
+}
+
+
+int
+ngx_http_stockprice_pointer_plain(const ngx_http_stockprice_pointer_t *p)
+{
+    size_t  k, i;
+
+    if (p->n == 0) {
+        return 0;
+    }
+
+    for (k = 0; k < p->n; k++) {
+        for (i = 0; i < p->len[k]; i++) {
+            if ((unsigned char) p->token[k][i] < 0x20
+                || p->token[k][i] == '"' || p->token[k][i] == '\\')
+            {
+                return 0;
+            }
+        }
+    }
+
+    return 1;
 }
 
 
@@ -450,15 +487,33 @@ ngx_http_stockprice_pointer_value_end(const char *buf, size_t i, size_t len)
 }
 
 
-size_t
-ngx_http_stockprice_pointer_scan(const char *buf, size_t start, size_t len,
-    size_t budget, int *last, ngx_http_stockprice_pointer_marks_t *marks)
+/*
+ * With marks->find, the scan follows it in each element: "m" tokens
+ * matched, names of token "m" looked for at depth 2 + m (the element's
+ * members are at 2) when "key" says a name comes next at that depth;
+ * "done" once "value" is known
+ */
+
+static NGX_HTTP_STOCKPRICE_POINTER_INLINE size_t
+ngx_http_stockprice_pointer_scan_loop(const char *buf, size_t start,
+    size_t len, size_t budget, int *last,
+    ngx_http_stockprice_pointer_marks_t *marks, const int follow)
 {
-    size_t         i, depth;
-    unsigned char  c;
+    int                                   key, done, escaped, rc;
+    size_t                                i, e, m, depth, value;
+    unsigned char                         c;
+    const ngx_http_stockprice_pointer_t  *find;
 
     depth = 1;
     *last = 0;
+
+    find = follow ? marks->find : NULL;
+    escaped = follow ? marks->escaped : 1;
+
+    m = 0;
+    value = NGX_HTTP_STOCKPRICE_POINTER_NONE;
+    done = !follow;
+    key = 0;
 
     for (i = start; i < len; i++) {
 
@@ -475,24 +530,63 @@ ngx_http_stockprice_pointer_scan(const char *buf, size_t start, size_t len,
         c = (unsigned char) buf[i];
 
         if (c == '"') {
-            i = ngx_http_stockprice_pointer_string_end(buf, i, len);
+            e = ngx_http_stockprice_pointer_string_end(buf, i, len);
 
-            if (i == NGX_HTTP_STOCKPRICE_POINTER_NONE) {
+            if (e == NGX_HTTP_STOCKPRICE_POINTER_NONE) {
                 return len;
             }
 
+            if (follow && key && depth == 2 + m) {
+                key = 0;
+
+                rc = ngx_http_stockprice_pointer_find_name(find, m, escaped,
+                                                           buf, i, e, len,
+                                                           &value);
+                if (rc == 1) {
+                    m++;
+
+                } else if (rc == 2) {
+                    done = 1;
+                }
+            }
+
+            i = e;
             continue;
         }
 
         if (c == '[' || c == '{') {
             depth++;
+
+            if (follow && !done && depth == 2 + m) {
+                /* the element, or the value of the name matched */
+
+                if (c == '{') {
+                    key = 1;
+
+                } else {
+                    /* an index, or a name of an array: the walk knows */
+                    value = NGX_HTTP_STOCKPRICE_POINTER_WALK;
+                    done = 1;
+                }
+            }
+
             continue;
         }
 
         if (c == ']' || c == '}') {
             if (--depth == 0) {
+                if (marks) {
+                    marks->value[marks->n] = value;
+                }
+
                 *last = 1;
                 return i;
+            }
+
+            if (follow && !done && depth == 1 + m) {
+                /* the object closed without the name: not there */
+                done = 1;
+                key = 0;
             }
 
             continue;
@@ -510,12 +604,107 @@ ngx_http_stockprice_pointer_scan(const char *buf, size_t start, size_t len,
                     break;
                 }
 
+                marks->value[marks->n] = value;
                 marks->at[marks->n++] = i;
+
+                m = 0;
+                value = NGX_HTTP_STOCKPRICE_POINTER_NONE;
+                done = !follow;
+                key = 0;
             }
+
+        } else if (follow && !done && depth == 2 + m) {
+            key = 1;
         }
     }
 
+    if (marks) {
+        marks->value[marks->n] = value;
+    }
+
     return i;
+}
+
+
+size_t
+ngx_http_stockprice_pointer_scan(const char *buf, size_t start, size_t len,
+    size_t budget, int *last, ngx_http_stockprice_pointer_marks_t *marks)
+{
+    /* the loop twice, so that a scan without "find" pays nothing for it */
+
+    if (marks && marks->find) {
+        return ngx_http_stockprice_pointer_scan_loop(buf, start, len, budget,
+                                                     last, marks, 1);
+    }
+
+    return ngx_http_stockprice_pointer_scan_loop(buf, start, len, budget,
+                                                 last, marks, 0);
+}
+
+
+/*
+ * A name at the depth of token "m", the string buf[i..e]: 0 if it is not
+ * the token; if it is, the value after it is the one looked for (2, at
+ * *value), or holds it (1: an object), or tells no more (2: NONE, or
+ * WALK for the walk to say)
+ */
+
+static int
+ngx_http_stockprice_pointer_find_name(const ngx_http_stockprice_pointer_t *p,
+    size_t m, int escaped, const char *buf, size_t i, size_t e, size_t len,
+    size_t *value)
+{
+    size_t  j, v;
+
+    if (escaped) {
+        /* a body with escapes: a name with one is for the walk to read */
+
+        for (j = i + 1; j < e && buf[j] != '\\'; j++) { /* void */ }
+
+        if (j < e) {
+            *value = NGX_HTTP_STOCKPRICE_POINTER_WALK;
+            return 2;
+        }
+    }
+
+    if (e - i - 1 != p->len[m]
+        || memcmp(buf + i + 1, p->token[m], e - i - 1) != 0)
+    {
+        return 0;
+    }
+
+    /* the first member of the name counts, as in cJSON */
+
+    v = ngx_http_stockprice_pointer_space(buf, e + 1, len);
+
+    if (v < len && buf[v] == ':') {
+        v = ngx_http_stockprice_pointer_space(buf, v + 1, len);
+
+    } else {
+        /* not well formed: for the walk (and cJSON) to say */
+        v = len;
+    }
+
+    if (v >= len) {
+        *value = NGX_HTTP_STOCKPRICE_POINTER_WALK;
+        return 2;
+    }
+
+    if (m + 1 == p->n) {
+        *value = v;
+        return 2;
+    }
+
+    if (buf[v] == '{') {
+        /* the scan goes in next: names of token m + 1 there */
+        return 1;
+    }
+
+    /* an array: the walk; anything else holds no more names */
+
+    *value = (buf[v] == '[') ? NGX_HTTP_STOCKPRICE_POINTER_WALK
+                             : NGX_HTTP_STOCKPRICE_POINTER_NONE;
+    return 2;
 }
 
 

@@ -24,7 +24,7 @@
 #define NGX_HTTP_STOCKPRICE_POINTER_NONE   ((size_t) -1)
 
 
-typedef struct {
+typedef struct ngx_http_stockprice_pointer_s {
     size_t                          n;       /* 0: the whole value */
     const char                     *token[NGX_HTTP_STOCKPRICE_POINTER_DEPTH];
     size_t                          len[NGX_HTTP_STOCKPRICE_POINTER_DEPTH];
@@ -61,6 +61,12 @@ void ngx_http_stockprice_pointer_name(ngx_http_stockprice_pointer_t *p,
 const cJSON *ngx_http_stockprice_pointer_get(
     const ngx_http_stockprice_pointer_t *p, size_t from, const cJSON *v);
 
+/*
+ * 1 if "p" has tokens, none with a '"', '\\' or control byte (as a name
+ * is written unescaped), else 0
+ */
+int ngx_http_stockprice_pointer_plain(const ngx_http_stockprice_pointer_t *p);
+
 /* 1 if both name the same value (the same tokens), else 0 */
 int ngx_http_stockprice_pointer_same(const ngx_http_stockprice_pointer_t *a,
     const ngx_http_stockprice_pointer_t *b);
@@ -80,13 +86,26 @@ int ngx_http_stockprice_pointer_token_is(
 size_t ngx_http_stockprice_pointer_locate(
     const ngx_http_stockprice_pointer_t *p, const char *buf, size_t len);
 
-/* where the elements of a slice end: the offsets of its top-level ","s */
+/*
+ * Where the elements of a slice end: the offsets of its top-level ","s;
+ * and, with "find" (else NULL, and at least one token), where in each
+ * element (in each value of an object's members) the value is that "find"
+ * names: its offset, NONE if it is not there, or WALK if the scan cannot
+ * tell (an escaped name on the way, an array, or not well formed), for
+ * pointer_locate() to say.  The tokens of "find" must be plain (no '"',
+ * '\\' or control byte); with "escaped" 0, the text holds no '\\'.
+ */
 
 #define NGX_HTTP_STOCKPRICE_POINTER_MARKS  512
+#define NGX_HTTP_STOCKPRICE_POINTER_WALK   ((size_t) -2)
 
 typedef struct {
     size_t                          n;
     size_t                          at[NGX_HTTP_STOCKPRICE_POINTER_MARKS];
+    const struct ngx_http_stockprice_pointer_s  *find;
+    int                             escaped;   /* a "\\" in the text */
+    size_t                          value[NGX_HTTP_STOCKPRICE_POINTER_MARKS
+                                          + 1];
 } ngx_http_stockprice_pointer_marks_t;
 
 /*
@@ -94,7 +113,9 @@ typedef struct {
  * offset of the next "," at that level, or of the "]" or "}" that closes
  * it (*last 1); with "budget" bytes at least before that ",".  "len" when
  * the text ends first.  With "marks" (else NULL), the ","s before that
- * one are noted in it, and a "," that finds it full ends the scan too.
+ * one are noted in it (and marks->value[] of the elements up to it, when
+ * the scan does not end at the text's end), and a "," that finds it full
+ * ends the scan too.
  */
 size_t ngx_http_stockprice_pointer_scan(const char *buf, size_t start,
     size_t len, size_t budget, int *last,

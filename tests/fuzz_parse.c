@@ -391,6 +391,12 @@ ngx_http_stockprice_fuzz_shapes(const uint8_t *data, size_t size)
             shape.time_unit = NGX_HTTP_STOCKPRICE_TIME_S;
         }
 
+        if (data[0] & 8) {
+            /* followed down by the slice's scan */
+            ngx_http_stockprice_pointer_compile(&shape.time, "/l/t", 4,
+                                                text[1]);
+        }
+
         break;
 
     case 2:

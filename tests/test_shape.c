@@ -24,7 +24,7 @@
 #include <ngx_http_stockprice_render.h>
 
 
-#define MAX_RECS  4
+#define MAX_RECS  8
 
 
 typedef struct {
@@ -222,6 +222,37 @@ static const shape_case_t  shape_cases[] = {
       "{\"symbol\":\"B\",\"price\":2,\"t\":1704067200} x]",
       "", NULL, NULL, "/t", NGX_HTTP_STOCKPRICE_TIME_S, NULL,
       NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON, 0, { { NULL, 0, NULL } }, 0, 0, 0 },
+
+    /*
+     * the slice's scan follows time_field= in each element: names it
+     * cannot read as written, names at other depths, names given twice
+     */
+
+    { "the scan follows time_field=: escapes, depths, names twice",
+      "{\"q\":[{\"symbol\":\"A\",\"price\":1,\"l\":{\"\\u0074\":1704067201}},"
+      "{\"symbol\":\"B\",\"price\":2,\"x\":{\"l\":{\"t\":5}},\"t\":\"l\","
+      "\"l\" : { \"s\":\"t\", \"t\" : 1704067202 } },"
+      "{\"symbol\":\"C\",\"price\":3,\"l\":{\"p\":1},"
+      "\"l\":{\"t\":1704067203}},"
+      "{\"symbol\":\"D\",\"price\":4,\"l\":[{\"t\":1704067204}]},"
+      "{\"symbol\":\"E\",\"price\":5,\"l\":7,\"l\":{\"t\":1704067205}},"
+      "{\"symbol\":\"F\",\"price\":6,\"l\":{\"t\":1704067206,"
+      "\"t\":1704067299}},"
+      "{\"symbol\":\"G\",\"price\":7,\"l\":{\"\\u0074\":5,\"t\":1704067207}}]}",
+      "/q", NULL, NULL, "/l/t", NGX_HTTP_STOCKPRICE_TIME_S, NULL,
+      NGX_HTTP_STOCKPRICE_PARSE_OK, 7,
+      { { "A", 1, "2024-01-01T00:00:01Z" }, { "B", 2, "2024-01-01T00:00:02Z" },
+        { "C", 3, NULL }, { "D", 4, NULL }, { "E", 5, NULL },
+        { "F", 6, "2024-01-01T00:00:06Z" },
+        { "G", 7, "1970-01-01T00:00:05Z" } }, 0, 0, 0 },
+
+    { "the scan follows time_field= in keyed records, a body with escapes",
+      "{\"A\\u0042\":{\"n\":\"\\\"q\\\"\",\"t\":1704067201},"
+      "\"C\":{\"t\":1704067202,\"n\":\"x\"},\"D\":[1],\"E\":{}}",
+      "", NULL, "/t", "/t", NGX_HTTP_STOCKPRICE_TIME_S, NULL,
+      NGX_HTTP_STOCKPRICE_PARSE_OK, 2,
+      { { "AB", 1704067201, "2024-01-01T00:00:01Z" },
+        { "C", 1704067202, "2024-01-01T00:00:02Z" } }, 2, 0, 0 },
 
     { "epoch seconds with microseconds, keyed",
       "{ \"A\" : {\"p\":1,\"t\":1704067200.123401},\"B\\u0041\":"
