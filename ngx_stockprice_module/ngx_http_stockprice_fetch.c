@@ -16,6 +16,7 @@
 #include <ngx_http_stockprice_zone.h>
 #include <ngx_http_stockprice_curl.h>
 #include <ngx_http_stockprice_ssl.h>
+#include <ngx_http_stockprice_stream.h>
 #include <ngx_http_stockprice_request.h>
 #include <ngx_http_stockprice_fetch.h>
 
@@ -280,6 +281,8 @@ ngx_http_stockprice_fetch_quit(void *data)
     feeds = spcf->feeds.elts;
 
     for (i = 0; i < spcf->feeds.nelts; i++) {
+        ngx_http_stockprice_stream_quit(feeds[i]->shm_zone->data);
+
         fetch = feeds[i]->fetch;
 
         if (fetch == NULL) {

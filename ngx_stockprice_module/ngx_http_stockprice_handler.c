@@ -12,6 +12,7 @@
 #include <ngx_http_stockprice_render.h>
 #include <ngx_http_stockprice_module.h>
 #include <ngx_http_stockprice_zone.h>
+#include <ngx_http_stockprice_stream.h>
 
 
 /* a list this long goes by sendfile(), a shorter one in one writev() */
@@ -97,6 +98,12 @@ ngx_http_stockprice_handler(ngx_http_request_t *r)
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_stockprice_module);
     ctx = slcf->shm_zone->data;
+
+    if (view.symbol.len == 0 && slcf->stream
+        && ngx_http_stockprice_stream_wanted(r))
+    {
+        return ngx_http_stockprice_stream_start(r, ctx, &view);
+    }
 
     if (view.symbol.len == 0 && view.filter == NULL) {
         rc = ngx_http_stockprice_handler_list(r, ctx);

@@ -140,7 +140,7 @@ static ngx_command_t  ngx_http_stockprice_commands[] = {
       NULL },
 
     { ngx_string("stockprice"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_http_stockprice,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -1544,6 +1544,7 @@ ngx_http_stockprice(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_stockprice_loc_conf_t *slcf = conf;
 
     ngx_str_t                 *value;
+    ngx_uint_t                 i;
     ngx_http_core_loc_conf_t  *clcf;
 
     if (slcf->shm_zone) {
@@ -1571,6 +1572,24 @@ ngx_http_stockprice(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     slcf->status = cmd->offset;
     slcf->file = cf->conf_file->file.name.data;
     slcf->line = cf->conf_file->line;
+    slcf->stream = 1;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "stream=on") == 0) {
+            slcf->stream = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "stream=off") == 0) {
+            slcf->stream = 0;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
 
     clcf->handler = slcf->status ? ngx_http_stockprice_handler_status
                                  : ngx_http_stockprice_handler;

@@ -95,6 +95,7 @@ typedef struct {
 typedef struct {
     ngx_shm_zone_t                 *shm_zone;   /* stockprice, _status */
     ngx_uint_t                      status;     /* stockprice_status */
+    ngx_uint_t                      stream;     /* stream=on */
     u_char                         *file;
     ngx_uint_t                      line;
 

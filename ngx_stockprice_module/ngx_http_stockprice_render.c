@@ -18,7 +18,7 @@
 #define NGX_HTTP_STOCKPRICE_SEC_FIRST  (-62167219200LL)
 #define NGX_HTTP_STOCKPRICE_SEC_LAST   253402300799LL
 
-#define NGX_HTTP_STOCKPRICE_NMETRICS   16
+#define NGX_HTTP_STOCKPRICE_NMETRICS   17
 
 
 typedef struct {
@@ -115,7 +115,8 @@ static const ngx_http_stockprice_metric_t
     { "stockprice_zone_bytes_used", "gauge", "Zone bytes in use." },
     { "stockprice_zone_bytes_total", "gauge", "Zone size in bytes." },
     { "stockprice_zone_bytes_needed", "gauge",
-      "Zone size the sizing rule asks for the symbols held." }
+      "Zone size the sizing rule asks for the symbols held." },
+    { "stockprice_streams", "gauge", "Event streams open, all workers." }
 };
 
 
@@ -726,6 +727,8 @@ ngx_http_stockprice_render_status_json(char *dst,
                                               st->zone_bytes_total);
     n += ngx_http_stockprice_render_put_field(dst, n, "zoneBytesNeeded",
                                               st->zone_bytes_needed);
+    n += ngx_http_stockprice_render_put_field(dst, n, "streams",
+                                              st->streams);
     n += ngx_http_stockprice_render_put(dst, n, "}", 1);
 
     return n;
@@ -759,6 +762,7 @@ ngx_http_stockprice_render_status_prometheus(char *dst,
     values[13] = st->zone_bytes_used;
     values[14] = st->zone_bytes_total;
     values[15] = st->zone_bytes_needed;
+    values[16] = st->streams;
 
     n = 0;
 

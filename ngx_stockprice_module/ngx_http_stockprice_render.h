@@ -52,6 +52,7 @@ typedef struct {
     uint64_t                        zone_bytes_used;
     uint64_t                        zone_bytes_total;
     uint64_t                        zone_bytes_needed;  /* by the rule */
+    uint64_t                        streams;    /* open, all workers */
 } ngx_http_stockprice_status_t;
 
 

@@ -55,6 +55,9 @@ static void ngx_http_stockprice_zone_fill_older(
     ngx_http_stockprice_sym_t *sym);
 static ngx_int_t ngx_http_stockprice_zone_measure_view(
     ngx_http_stockprice_ctx_t *ctx, ngx_http_stockprice_zone_view_t *view);
+static ngx_uint_t ngx_http_stockprice_zone_in_view(
+    ngx_http_stockprice_ctx_t *ctx, ngx_http_stockprice_zone_view_t *view,
+    ngx_http_stockprice_sym_t *sym);
 static void ngx_http_stockprice_zone_measure_filter(
     ngx_http_stockprice_ctx_t *ctx, ngx_http_stockprice_zone_view_t *view);
 static u_char *ngx_http_stockprice_zone_copy(ngx_http_stockprice_ctx_t *ctx,
@@ -63,6 +66,8 @@ static ngx_http_stockprice_sym_t *ngx_http_stockprice_zone_find(
     ngx_http_stockprice_snap_t *snap, u_char *name, size_t len);
 static int ngx_libc_cdecl ngx_http_stockprice_zone_cmp_ptr(const void *one,
     const void *two);
+static ngx_uint_t ngx_http_stockprice_zone_streams_open(
+    ngx_http_stockprice_sh_t *sh);
 static size_t ngx_http_stockprice_zone_etag(ngx_http_stockprice_sh_t *sh,
     u_char *buf);
 static uint64_t ngx_http_stockprice_zone_nonce(void);
@@ -794,7 +799,7 @@ static void
 ngx_http_stockprice_zone_plan_older(ngx_http_stockprice_zone_plan_t *pl,
     ngx_uint_t history)
 {
-    ngx_uint_t                  k, kept;
+    ngx_uint_t                  k, kept, nrecords;
     ngx_http_stockprice_sym_t  *old;
 
     old = pl->old;
@@ -803,22 +808,24 @@ ngx_http_stockprice_zone_plan_older(ngx_http_stockprice_zone_plan_t *pl,
         return;
     }
 
+    nrecords = old->nrecords;
+
     if (pl->rec) {
-        pl->nolder = ngx_min(old->nrecords, history - 1);
+        pl->nolder = ngx_min(nrecords, history - 1);
         pl->older_len = 1 + old->newest_len;
         kept = pl->nolder - 1;
 
     } else {
-        pl->nolder = ngx_min(old->nrecords - 1, history - 1);
+        pl->nolder = ngx_min(nrecords - 1, history - 1);
         kept = pl->nolder;
     }
 
     /* all the old older ones, or all but the last: the usual cases */
 
-    if (kept == old->nrecords - 1) {
+    if (kept == nrecords - 1) {
         pl->older_len += old->older_len;
 
-    } else if (kept + 1 == old->nrecords - 1) {
+    } else if (kept + 1 == nrecords - 1) {
         pl->older_len += old->older_len - (1 + old->lens[kept]);
 
     } else {
@@ -847,6 +854,10 @@ ngx_http_stockprice_zone_place(ngx_http_stockprice_zone_build_t *b)
                                                          : sh->half[0];
 
     snap = (ngx_http_stockprice_snap_t *) half;
+
+    /* no other publishes while the lease holds: this one is the next */
+
+    b->generation = sh->generation + 1;
 
     snap->generation = 0;
     snap->size = b->size;
@@ -902,7 +913,8 @@ ngx_http_stockprice_zone_fill(ngx_http_stockprice_zone_build_t *b)
         }
 
         if (pl->rec) {
-            sym->name_len = pl->rec->symbol_len;
+            sym->born = (uint32_t) b->generation;
+            sym->name_len = (uint16_t) pl->rec->symbol_len;
             ngx_memcpy(sym->name, pl->rec->symbol, sym->name_len);
 
             sym->newest = b->p;
@@ -910,6 +922,7 @@ ngx_http_stockprice_zone_fill(ngx_http_stockprice_zone_build_t *b)
             b->p = ngx_cpymem(b->p, pl->rendered, pl->rendered_len);
 
         } else {
+            sym->born = pl->old->born;
             sym->name_len = pl->old->name_len;
             ngx_memcpy(sym->name, pl->old->name, sym->name_len);
 
@@ -935,7 +948,7 @@ ngx_http_stockprice_zone_fill_older(ngx_http_stockprice_zone_build_t *b,
 
     old = pl->old;
 
-    sym->nrecords = 1 + pl->nolder;
+    sym->nrecords = (uint16_t) (1 + pl->nolder);
     sym->lens = b->lens;
     sym->older = b->q;
     sym->older_len = pl->older_len;
@@ -1043,7 +1056,7 @@ ngx_http_stockprice_zone_measure_view(ngx_http_stockprice_ctx_t *ctx,
         return NGX_OK;
     }
 
-    if (!view->prune) {
+    if (!view->prune && view->since == 0) {
         view->len = snap->list_len;
         return NGX_OK;
     }
@@ -1053,14 +1066,33 @@ ngx_http_stockprice_zone_measure_view(ngx_http_stockprice_ctx_t *ctx,
     for (i = 0, n = 0; i < snap->nsymbols; i++) {
         sym = &snap->syms[i];
 
-        if (ngx_http_stockprice_zone_wanted(ctx->feed, sym->name,
-                                            sym->name_len))
-        {
+        if (ngx_http_stockprice_zone_in_view(ctx, view, sym)) {
             view->len += (n++ ? 1 : 0) + sym->newest_len;
         }
     }
 
+    view->nfound = n;
+
     return NGX_OK;
+}
+
+
+/*
+ * A symbol of the list: still asked for by symbols=, and with "since",
+ * of a newer generation (born is its low 32 bits)
+ */
+
+static ngx_uint_t
+ngx_http_stockprice_zone_in_view(ngx_http_stockprice_ctx_t *ctx,
+    ngx_http_stockprice_zone_view_t *view, ngx_http_stockprice_sym_t *sym)
+{
+    if (view->since && (int32_t) (sym->born - (uint32_t) view->since) <= 0) {
+        return 0;
+    }
+
+    return !view->prune
+           || ngx_http_stockprice_zone_wanted(ctx->feed, sym->name,
+                                              sym->name_len);
 }
 
 
@@ -1081,11 +1113,7 @@ ngx_http_stockprice_zone_measure_filter(ngx_http_stockprice_ctx_t *ctx,
         sym = ngx_http_stockprice_zone_find(snap, view->filter[i].data,
                                             view->filter[i].len);
 
-        if (sym
-            && (!view->prune
-                || ngx_http_stockprice_zone_wanted(ctx->feed, sym->name,
-                                                   sym->name_len)))
-        {
+        if (sym && ngx_http_stockprice_zone_in_view(ctx, view, sym)) {
             view->found[n++] = sym;
         }
     }
@@ -1130,7 +1158,7 @@ ngx_http_stockprice_zone_copy(ngx_http_stockprice_ctx_t *ctx,
         return p;
     }
 
-    if (snap && view->filter == NULL && !view->prune) {
+    if (snap && view->filter == NULL && !view->prune && view->since == 0) {
         return ngx_cpymem(p, snap->list, snap->list_len);
     }
 
@@ -1150,9 +1178,7 @@ ngx_http_stockprice_zone_copy(ngx_http_stockprice_ctx_t *ctx,
         for (i = 0, n = 0; snap && i < snap->nsymbols; i++) {
             sym = &snap->syms[i];
 
-            if (!ngx_http_stockprice_zone_wanted(ctx->feed, sym->name,
-                                                 sym->name_len))
-            {
+            if (!ngx_http_stockprice_zone_in_view(ctx, view, sym)) {
                 continue;
             }
 
@@ -1313,6 +1339,8 @@ ngx_http_stockprice_zone_status(ngx_http_stockprice_ctx_t *ctx,
         st->next_refresh_ms = -1;
     }
 
+    st->streams = ngx_http_stockprice_zone_streams_open(sh);
+
     st->zone_bytes_used = sh->fixed
                           + (sh->snapshot ? sh->snapshot->size : 0);
 
@@ -1324,4 +1352,82 @@ ngx_http_stockprice_zone_status(ngx_http_stockprice_ctx_t *ctx,
 
     st->zone_bytes_needed = ngx_http_stockprice_zone_size(st->symbols,
                                                           ctx->feed->history);
+}
+
+
+/* read without the mutex: a worker looks for a new publish this way */
+
+uint64_t
+ngx_http_stockprice_zone_generation(ngx_http_stockprice_ctx_t *ctx)
+{
+    return ((volatile ngx_http_stockprice_sh_t *) ctx->sh)->generation;
+}
+
+
+/*
+ * This worker's count of event streams, in its slot (a free one, or one
+ * whose worker has not said anything for a while, is taken)
+ */
+
+void
+ngx_http_stockprice_zone_streams(ngx_http_stockprice_ctx_t *ctx, ngx_uint_t n)
+{
+    ngx_uint_t                          i;
+    ngx_http_stockprice_sh_t           *sh;
+    ngx_http_stockprice_stream_slot_t  *slot, *free;
+
+    sh = ctx->sh;
+    free = NULL;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    for (i = 0; i < NGX_HTTP_STOCKPRICE_STREAM_SLOTS; i++) {
+        slot = &sh->streams[i];
+
+        if (slot->pid == ngx_pid) {
+            free = slot;
+            break;
+        }
+
+        if (free == NULL
+            && (slot->pid == 0
+                || ngx_current_msec - slot->updated
+                   >= NGX_HTTP_STOCKPRICE_STREAM_FRESH))
+        {
+            free = slot;
+        }
+    }
+
+    if (free) {
+        free->pid = ngx_pid;
+        free->n = n;
+        free->updated = ngx_current_msec;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+/* under the mutex: the streams of the workers that said so lately */
+
+static ngx_uint_t
+ngx_http_stockprice_zone_streams_open(ngx_http_stockprice_sh_t *sh)
+{
+    ngx_uint_t                          i, n;
+    ngx_http_stockprice_stream_slot_t  *slot;
+
+    n = 0;
+
+    for (i = 0; i < NGX_HTTP_STOCKPRICE_STREAM_SLOTS; i++) {
+        slot = &sh->streams[i];
+
+        if (slot->pid
+            && ngx_current_msec - slot->updated
+               < NGX_HTTP_STOCKPRICE_STREAM_FRESH)
+        {
+            n += slot->n;
+        }
+    }
+
+    return n;
 }

@@ -43,6 +43,7 @@
 /*
  * One symbol of a snapshot.  Its newest record lies inside the snapshot's
  * list body; the older ones, newest first, as ",r1,r2,..." in "older".
+ * "born": the low 32 bits of the generation that brought the newest.
  */
 
 typedef struct {
@@ -51,10 +52,23 @@ typedef struct {
     uint32_t                       *lens;       /* of older records */
     uint32_t                        newest_len;
     uint32_t                        older_len;
-    uint32_t                        nrecords;   /* newest + older */
-    uint32_t                        name_len;
+    uint32_t                        born;
+    uint16_t                        nrecords;   /* newest + older */
+    uint16_t                        name_len;
     u_char                          name[NGX_HTTP_STOCKPRICE_SYMBOL_MAX];
 } ngx_http_stockprice_sym_t;
+
+
+/* the event streams open in one worker, as it last said (status) */
+
+#define NGX_HTTP_STOCKPRICE_STREAM_SLOTS  64
+#define NGX_HTTP_STOCKPRICE_STREAM_FRESH  3000   /* ms a count holds */
+
+typedef struct {
+    ngx_pid_t                       pid;
+    ngx_uint_t                      n;
+    ngx_msec_t                      updated;
+} ngx_http_stockprice_stream_slot_t;
 
 
 /*
@@ -108,6 +122,9 @@ typedef struct {
     size_t                          last_error_len;
     u_char                          last_error[NGX_HTTP_STOCKPRICE_ERROR_LEN];
 
+    ngx_http_stockprice_stream_slot_t  streams[
+                                        NGX_HTTP_STOCKPRICE_STREAM_SLOTS];
+
     /* the token, and the configuration it was obtained for */
     u_char                          token_owner[16];
     ngx_msec_t                      token_renew;  /* 0: never expires */
@@ -121,6 +138,7 @@ struct ngx_http_stockprice_ctx_s {
     ngx_slab_pool_t                *shpool;
     ngx_http_stockprice_feed_t     *feed;
     void                           *cache;      /* handler.c's, per worker */
+    void                           *streams;    /* stream.c's, per worker */
 };
 
 
@@ -190,6 +208,7 @@ typedef struct {
 
     ngx_uint_t                      nsymbols;   /* when too small */
     size_t                          needed;
+    uint64_t                        generation; /* it will publish */
 } ngx_http_stockprice_zone_build_t;
 
 
@@ -197,6 +216,7 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                       symbol;     /* "": the list */
+    uint64_t                        since;      /* list: updated after */
     ngx_str_t                      *filter;     /* ?symbols=, or NULL */
     ngx_uint_t                      nfilter;
     ngx_http_stockprice_sym_t     **found;      /* nfilter + 1 of them */
@@ -253,6 +273,9 @@ ngx_int_t ngx_http_stockprice_zone_read(ngx_http_stockprice_ctx_t *ctx,
     ngx_http_stockprice_zone_view_t *view, u_char *buf, size_t size);
 void ngx_http_stockprice_zone_status(ngx_http_stockprice_ctx_t *ctx,
     ngx_http_stockprice_status_t *st);
+uint64_t ngx_http_stockprice_zone_generation(ngx_http_stockprice_ctx_t *ctx);
+void ngx_http_stockprice_zone_streams(ngx_http_stockprice_ctx_t *ctx,
+    ngx_uint_t n);
 
 
 #endif /* _NGX_HTTP_STOCKPRICE_ZONE_H_INCLUDED_ */

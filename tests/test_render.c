@@ -909,6 +909,7 @@ status_init(ngx_http_stockprice_status_t *st)
     st->zone_bytes_used = 4096;
     st->zone_bytes_total = 1048576;
     st->zone_bytes_needed = 43030;
+    st->streams = 1001;
     st->rate_limited_ms = -1;
 }
 
@@ -973,10 +974,11 @@ test_status_json(void **state)
     assert_true(number(json, "zoneBytesUsed") == 4096);
     assert_true(number(json, "zoneBytesTotal") == 1048576);
     assert_true(number(json, "zoneBytesNeeded") == 43030);
+    assert_true(number(json, "streams") == 1001);
     assert_true(number(json, "replacedValueTimes") == 6);
     assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(
                                  json, "rateLimitedUntil")));
-    assert_int_equal(cJSON_GetArraySize(json), 18);
+    assert_int_equal(cJSON_GetArraySize(json), 19);
 
     cJSON_Delete(json);
     free(s);
@@ -1044,6 +1046,7 @@ static const char  *metric_names[] = {
     "stockprice_zone_bytes_used",
     "stockprice_zone_bytes_total",
     "stockprice_zone_bytes_needed",
+    "stockprice_streams",
 };
 
 
@@ -1089,6 +1092,8 @@ test_status_prometheus(void **state)
                               "{zone=\"a\\\\b\\\"c\\nd\"} 1048576\n"));
     assert_non_null(strstr(s, "\nstockprice_zone_bytes_needed"
                               "{zone=\"a\\\\b\\\"c\\nd\"} 43030\n"));
+    assert_non_null(strstr(s, "\nstockprice_streams"
+                              "{zone=\"a\\\\b\\\"c\\nd\"} 1001\n"));
 
     /* every sample line: a name, the zone label, a value */
 
@@ -1108,7 +1113,7 @@ test_status_prometheus(void **state)
         assert_true(next[-1] >= '0' && next[-1] <= '9');
     }
 
-    assert_int_equal(samples, 16);
+    assert_int_equal(samples, 17);
 
     free(s);
 }
