@@ -19,6 +19,10 @@
 /* events one fan-out shares between streams of the same view */
 #define NGX_HTTP_STOCKPRICE_STREAM_SHARED  64
 
+/* a slice of a fan-out: so many streams, or so many bytes queued */
+#define NGX_HTTP_STOCKPRICE_STREAM_SLICE_STREAMS  512
+#define NGX_HTTP_STOCKPRICE_STREAM_SLICE_BYTES    (8 * 1024 * 1024)
+
 #define NGX_HTTP_STOCKPRICE_STREAM_PREFIX                                     \
     (sizeof("event: prices\nid: \ndata: ") - 1 + NGX_HTTP_STOCKPRICE_ETAG_LEN)
 
@@ -37,6 +41,17 @@ typedef struct {
 } ngx_http_stockprice_stream_event_t;
 
 
+/* an event one fan-out made, for the streams of the same view */
+
+typedef struct {
+    uint64_t                        since;
+    uint32_t                        key;
+    ngx_str_t                       args;
+    uint64_t                        generation; /* of what it holds */
+    ngx_http_stockprice_stream_event_t  *event;  /* NULL: nothing new */
+} ngx_http_stockprice_stream_shared_t;
+
+
 /* this worker's streams of one zone */
 
 typedef struct {
@@ -48,7 +63,15 @@ typedef struct {
     uint64_t                        generation; /* of the last fan-out */
     ngx_msec_t                      swept;      /* for heartbeats */
     ngx_event_t                     poll;
+    ngx_event_t                     slice;      /* the fan-out goes on */
     ngx_log_t                      *log;
+
+    /* the fan-out under way: to "generation", streams not there first */
+    size_t                          bound;
+    ngx_uint_t                      left;       /* at most to look at */
+    ngx_uint_t                      nshared;
+    ngx_http_stockprice_stream_shared_t  shared[
+                                        NGX_HTTP_STOCKPRICE_STREAM_SHARED];
 } ngx_http_stockprice_streams_t;
 
 
@@ -74,17 +97,6 @@ typedef struct {
 } ngx_http_stockprice_stream_t;
 
 
-/* an event one fan-out made, for the streams of the same view */
-
-typedef struct {
-    uint64_t                        since;
-    uint32_t                        key;
-    ngx_str_t                       args;
-    uint64_t                        generation; /* of what it holds */
-    ngx_http_stockprice_stream_event_t  *event;  /* NULL: nothing new */
-} ngx_http_stockprice_stream_shared_t;
-
-
 static ngx_http_stockprice_streams_t *ngx_http_stockprice_stream_all(
     ngx_http_stockprice_ctx_t *ctx, ngx_log_t *log);
 static ngx_int_t ngx_http_stockprice_stream_accepts(ngx_str_t *value);
@@ -98,6 +110,9 @@ static void ngx_http_stockprice_stream_release(
     ngx_http_stockprice_stream_event_t *ev);
 static void ngx_http_stockprice_stream_poll(ngx_event_t *ev);
 static void ngx_http_stockprice_stream_fan_out(
+    ngx_http_stockprice_streams_t *all);
+static void ngx_http_stockprice_stream_slice(ngx_event_t *ev);
+static void ngx_http_stockprice_stream_fan_out_end(
     ngx_http_stockprice_streams_t *all);
 static ngx_http_stockprice_stream_shared_t *
     ngx_http_stockprice_stream_shared(ngx_http_stockprice_stream_t *s,
@@ -378,6 +393,10 @@ ngx_http_stockprice_stream_all(ngx_http_stockprice_ctx_t *ctx, ngx_log_t *log)
     all->poll.log = ngx_cycle->log;
     all->poll.cancelable = 1;
 
+    all->slice.handler = ngx_http_stockprice_stream_slice;
+    all->slice.data = all;
+    all->slice.log = ngx_cycle->log;
+
     ctx->streams = all;
 
     return all;
@@ -533,7 +552,9 @@ ngx_http_stockprice_stream_poll(ngx_event_t *ev)
         return;
     }
 
-    if (ngx_http_stockprice_zone_generation(all->ctx) != all->generation) {
+    if (!all->slice.posted
+        && ngx_http_stockprice_zone_generation(all->ctx) != all->generation)
+    {
         ngx_http_stockprice_stream_fan_out(all);
     }
 
@@ -554,44 +575,73 @@ ngx_http_stockprice_stream_poll(ngx_event_t *ev)
 
 /*
  * A new generation to every stream: the streams of one view (its since,
- * its symbols=) share one event, made once
+ * its symbols=) share one event, made once.  In slices, each followed by
+ * a turn of the event loop: a stream looked at goes to the tail, so that
+ * the head is always the next one; as many as there were at the start.
  */
 
 static void
 ngx_http_stockprice_stream_fan_out(ngx_http_stockprice_streams_t *all)
 {
-    size_t                                bound;
-    ngx_uint_t                            i, nshared;
-    ngx_queue_t                          *q, *next;
-    ngx_http_stockprice_stream_t         *s;
-    ngx_http_stockprice_zone_view_t       list;
-    ngx_http_stockprice_stream_shared_t   shared[
-                                             NGX_HTTP_STOCKPRICE_STREAM_SHARED];
-    ngx_http_stockprice_stream_shared_t  *sh, one;
+    ngx_http_stockprice_zone_view_t  list;
 
     /* how far behind a stream may fall: twice the list, 1 MiB at least */
 
     ngx_memzero(&list, sizeof(ngx_http_stockprice_zone_view_t));
     (void) ngx_http_stockprice_zone_read(all->ctx, &list, NULL, 0);
 
-    bound = ngx_max(NGX_HTTP_STOCKPRICE_STREAM_BOUND, 2 * list.len);
+    all->bound = ngx_max(NGX_HTTP_STOCKPRICE_STREAM_BOUND, 2 * list.len);
     all->generation = list.generation;
+    all->left = all->n;
+    all->nshared = 0;
 
-    nshared = 0;
+    ngx_http_stockprice_stream_slice(&all->slice);
+}
 
-    for (q = ngx_queue_head(&all->streams);
-         q != ngx_queue_sentinel(&all->streams);
-         q = next)
+
+static void
+ngx_http_stockprice_stream_slice(ngx_event_t *ev)
+{
+    size_t                                bytes;
+    ngx_uint_t                            n;
+    ngx_queue_t                          *q;
+    ngx_http_stockprice_stream_t         *s;
+    ngx_http_stockprice_streams_t        *all;
+    ngx_http_stockprice_stream_shared_t  *sh, one;
+
+    all = ev->data;
+
+    if (ngx_exiting) {
+        ngx_http_stockprice_stream_fan_out_end(all);
+        return;
+    }
+
+    bytes = 0;
+
+    for (n = 0; n < NGX_HTTP_STOCKPRICE_STREAM_SLICE_STREAMS
+                && bytes < NGX_HTTP_STOCKPRICE_STREAM_SLICE_BYTES;
+         n++)
     {
-        next = ngx_queue_next(q);
+        if (all->left == 0 || ngx_queue_empty(&all->streams)) {
+            ngx_http_stockprice_stream_fan_out_end(all);
+            return;
+        }
+
+        q = ngx_queue_head(&all->streams);
         s = ngx_queue_data(q, ngx_http_stockprice_stream_t, queue);
 
-        if (s->view.since == list.generation) {
+        all->left--;
+
+        ngx_queue_remove(q);
+        ngx_queue_insert_tail(&all->streams, q);
+
+        if ((int64_t) (s->view.since - all->generation) >= 0) {
+            /* new since the fan-out began, or done already */
             continue;
         }
 
-        sh = ngx_http_stockprice_stream_shared(s, shared, &nshared);
-
+        sh = ngx_http_stockprice_stream_shared(s, all->shared,
+                                               &all->nshared);
         if (sh == NULL) {
             /* too many views this time: one of its own */
             sh = &one;
@@ -612,8 +662,10 @@ ngx_http_stockprice_stream_fan_out(ngx_http_stockprice_streams_t *all)
         s->view.since = sh->generation;
 
         if (sh->event->pos != sh->event->last
-            && ngx_http_stockprice_stream_queue(s, sh->event, bound) == NGX_OK)
+            && ngx_http_stockprice_stream_queue(s, sh->event, all->bound)
+               == NGX_OK)
         {
+            bytes += sh->event->last - sh->event->pos;
             (void) ngx_http_stockprice_stream_push(s);
         }
 
@@ -622,10 +674,26 @@ ngx_http_stockprice_stream_fan_out(ngx_http_stockprice_streams_t *all)
         }
     }
 
-    for (i = 0; i < nshared; i++) {
-        if (shared[i].event) {
-            ngx_http_stockprice_stream_release(shared[i].event);
+    ngx_post_event(ev, &ngx_posted_next_events);
+}
+
+
+static void
+ngx_http_stockprice_stream_fan_out_end(ngx_http_stockprice_streams_t *all)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < all->nshared; i++) {
+        if (all->shared[i].event) {
+            ngx_http_stockprice_stream_release(all->shared[i].event);
         }
+    }
+
+    all->nshared = 0;
+    all->left = 0;
+
+    if (all->slice.posted) {
+        ngx_delete_posted_event(&all->slice);
     }
 }
 
@@ -968,6 +1036,8 @@ ngx_http_stockprice_stream_quit(ngx_http_stockprice_ctx_t *ctx)
     if (all->poll.timer_set) {
         ngx_del_timer(&all->poll);
     }
+
+    ngx_http_stockprice_stream_fan_out_end(all);
 
     while (!ngx_queue_empty(&all->streams)) {
         q = ngx_queue_head(&all->streams);
