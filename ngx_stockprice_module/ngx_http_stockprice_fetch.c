@@ -17,6 +17,7 @@
 #include <ngx_http_stockprice_curl.h>
 #include <ngx_http_stockprice_ssl.h>
 #include <ngx_http_stockprice_stream.h>
+#include <ngx_http_stockprice_gzip.h>
 #include <ngx_http_stockprice_request.h>
 #include <ngx_http_stockprice_fetch.h>
 
@@ -35,6 +36,7 @@
  * 20 us).
  */
 #define NGX_HTTP_STOCKPRICE_PARSE_SLICE  8192       /* bytes */
+#define NGX_HTTP_STOCKPRICE_GZIP_SLICE   65536      /* bytes of the list */
 #define NGX_HTTP_STOCKPRICE_RENDER_SLICE 64         /* records */
 
 /* scratch for one rendered record: every byte escaped as \u00XX */
@@ -56,7 +58,8 @@ typedef enum {
     NGX_HTTP_STOCKPRICE_IDLE = 0,
     NGX_HTTP_STOCKPRICE_PARSING,
     NGX_HTTP_STOCKPRICE_RENDERING,
-    NGX_HTTP_STOCKPRICE_STORING
+    NGX_HTTP_STOCKPRICE_STORING,
+    NGX_HTTP_STOCKPRICE_COMPRESSING
 } ngx_http_stockprice_stage_e;
 
 
@@ -129,6 +132,7 @@ struct ngx_http_stockprice_fetch_s {
     size_t                          mtime_len;
     char                            mtime[NGX_HTTP_STOCKPRICE_ISO_LEN];
     ngx_http_stockprice_zone_build_t  build;
+    ngx_http_stockprice_gzip_t      gzip;       /* gzip=on: the new list */
 
     size_t                          token_len;
     u_char                          token[NGX_HTTP_STOCKPRICE_TOKEN_MAX];
@@ -178,6 +182,8 @@ static ngx_int_t ngx_http_stockprice_fetch_batch_init(
 static ngx_int_t ngx_http_stockprice_fetch_render(
     ngx_http_stockprice_fetch_t *fetch);
 static void ngx_http_stockprice_fetch_uuid(char *buf);
+static void ngx_http_stockprice_fetch_compress(
+    ngx_http_stockprice_fetch_t *fetch);
 static ngx_int_t ngx_http_stockprice_fetch_store(
     ngx_http_stockprice_fetch_t *fetch);
 static void ngx_http_stockprice_fetch_stored(
@@ -1075,6 +1081,33 @@ ngx_http_stockprice_fetch_slice_handler(ngx_event_t *ev)
             break;
         }
 
+        if (rc == NGX_BUSY) {
+            ngx_http_stockprice_fetch_compress(fetch);
+            break;
+        }
+
+        ngx_http_stockprice_fetch_stored(fetch, rc);
+        return;
+
+    case NGX_HTTP_STOCKPRICE_COMPRESSING:
+        rc = ngx_http_stockprice_gzip_step(&fetch->gzip,
+                                           NGX_HTTP_STOCKPRICE_GZIP_SLICE);
+
+        if (rc == NGX_HTTP_STOCKPRICE_GZIP_AGAIN) {
+            break;
+        }
+
+        if (rc != NGX_HTTP_STOCKPRICE_GZIP_OK) {
+            ngx_log_error(NGX_LOG_WARN, fetch->log, 0,
+                          "stockprice zone \"%V\": cannot compress the "
+                          "list, serving it uncompressed",
+                          &fetch->feed->shm_zone->shm.name);
+        }
+
+        rc = ngx_http_stockprice_zone_build_publish(&fetch->build,
+                 rc == NGX_HTTP_STOCKPRICE_GZIP_OK ? fetch->gzip.out : NULL,
+                 fetch->gzip.out_len);
+
         ngx_http_stockprice_fetch_stored(fetch, rc);
         return;
 
@@ -1357,6 +1390,27 @@ ngx_http_stockprice_fetch_uuid(char *buf)
 }
 
 
+/*
+ * gzip=on: the new list, whole in the zone's half not served yet, is
+ * compressed in slices like the rest of the work, then published with it
+ */
+
+static void
+ngx_http_stockprice_fetch_compress(ngx_http_stockprice_fetch_t *fetch)
+{
+    ngx_http_stockprice_snap_t  *snap;
+
+    snap = fetch->build.snap;
+    fetch->stage = NGX_HTTP_STOCKPRICE_COMPRESSING;
+
+    (void) ngx_http_stockprice_gzip_start(&fetch->gzip, snap->list,
+                                          snap->list_len,
+                                          NGX_HTTP_STOCKPRICE_GZIP_LEVEL);
+
+    /* a failed start is told by the first step */
+}
+
+
 /* the batch rendered in full: to the store, in steps */
 
 static ngx_int_t
@@ -1451,6 +1505,7 @@ ngx_http_stockprice_fetch_work_free(ngx_http_stockprice_fetch_t *fetch)
     }
 
     ngx_http_stockprice_zone_build_free(&fetch->build);
+    ngx_http_stockprice_gzip_free(&fetch->gzip);
 
     if (fetch->batch.text) {
         ngx_free(fetch->batch.text);

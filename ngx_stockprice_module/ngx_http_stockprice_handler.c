@@ -34,7 +34,21 @@ typedef struct {
     ngx_fd_t                        fd;         /* a memfd, or -1 */
     size_t                          len;
     u_char                         *data;
+
+    /* gzip=on: the zone's compressed list, copied when first asked for */
+    ngx_uint_t                      gz_state;   /* GZ_UNKNOWN, _HAVE, _NONE */
+    ngx_fd_t                        gz_fd;
+    size_t                          gz_len;
+    u_char                         *gz;
+    size_t                          gz_etag_len;
+    u_char                          gz_etag[NGX_HTTP_STOCKPRICE_ETAG_LEN
+                                            + sizeof("-gz") - 1];
 } ngx_http_stockprice_handler_cache_t;
+
+
+#define NGX_HTTP_STOCKPRICE_GZ_UNKNOWN  0
+#define NGX_HTTP_STOCKPRICE_GZ_HAVE     1
+#define NGX_HTTP_STOCKPRICE_GZ_NONE     2
 
 
 static ngx_int_t ngx_http_stockprice_handler_symbol(ngx_http_request_t *r,
@@ -42,7 +56,10 @@ static ngx_int_t ngx_http_stockprice_handler_symbol(ngx_http_request_t *r,
 static ngx_int_t ngx_http_stockprice_handler_filter(ngx_http_request_t *r,
     ngx_http_stockprice_zone_view_t *view);
 static ngx_int_t ngx_http_stockprice_handler_list(ngx_http_request_t *r,
-    ngx_http_stockprice_ctx_t *ctx);
+    ngx_http_stockprice_ctx_t *ctx, ngx_uint_t gzip);
+static ngx_int_t ngx_http_stockprice_handler_gzip(ngx_http_request_t *r,
+    ngx_http_stockprice_handler_cache_t *cache, ngx_uint_t file);
+static ngx_int_t ngx_http_stockprice_handler_vary(ngx_http_request_t *r);
 static void ngx_http_stockprice_handler_list_done(void *data);
 static ngx_http_stockprice_handler_cache_t *
     ngx_http_stockprice_handler_cache_get(ngx_http_stockprice_ctx_t *ctx,
@@ -50,8 +67,8 @@ static ngx_http_stockprice_handler_cache_t *
 static ngx_http_stockprice_handler_cache_t *
     ngx_http_stockprice_handler_cache_make(ngx_http_stockprice_ctx_t *ctx,
     size_t len, ngx_log_t *log);
-static void ngx_http_stockprice_handler_cache_file(
-    ngx_http_stockprice_handler_cache_t *cache, ngx_log_t *log);
+static ngx_fd_t ngx_http_stockprice_handler_memfd(u_char *data, size_t len,
+    ngx_log_t *log);
 static void ngx_http_stockprice_handler_cache_free(
     ngx_http_stockprice_handler_cache_t *cache);
 static ngx_int_t ngx_http_stockprice_handler_validators(
@@ -106,7 +123,14 @@ ngx_http_stockprice_handler(ngx_http_request_t *r)
     }
 
     if (view.symbol.len == 0 && view.filter == NULL) {
-        rc = ngx_http_stockprice_handler_list(r, ctx);
+
+        /* gzip=on: the answer depends on Accept-Encoding, whatever it is */
+
+        if (slcf->gzip && ngx_http_stockprice_handler_vary(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc = ngx_http_stockprice_handler_list(r, ctx, slcf->gzip);
 
         if (rc != NGX_DECLINED) {
             return rc;
@@ -166,8 +190,11 @@ ngx_http_stockprice_handler(ngx_http_request_t *r)
 
 static ngx_int_t
 ngx_http_stockprice_handler_list(ngx_http_request_t *r,
-    ngx_http_stockprice_ctx_t *ctx)
+    ngx_http_stockprice_ctx_t *ctx, ngx_uint_t gzip)
 {
+    size_t                                len, etag_len;
+    u_char                               *data, *etag;
+    ngx_fd_t                              fd;
     ngx_buf_t                            *b;
     ngx_file_t                           *file;
     ngx_pool_cleanup_t                   *cln;
@@ -182,8 +209,24 @@ ngx_http_stockprice_handler_list(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (ngx_http_stockprice_handler_validators(r, cache->etag,
-                                               cache->etag_len,
+    fd = cache->fd;
+    len = cache->len;
+    data = cache->data;
+    etag = cache->etag;
+    etag_len = cache->etag_len;
+
+    if (gzip
+        && ngx_http_stockprice_handler_gzip(r, cache, clcf->sendfile)
+           == NGX_OK)
+    {
+        fd = cache->gz_fd;
+        len = cache->gz_len;
+        data = cache->gz;
+        etag = cache->gz_etag;
+        etag_len = cache->gz_etag_len;
+    }
+
+    if (ngx_http_stockprice_handler_validators(r, etag, etag_len,
                                                cache->last_modified,
                                                cache->http_time,
                                                cache->http_time_len)
@@ -208,7 +251,7 @@ ngx_http_stockprice_handler_list(ngx_http_request_t *r,
     cln->data = cache;
     cache->refs++;
 
-    if (clcf->sendfile && cache->fd != NGX_INVALID_FILE) {
+    if (clcf->sendfile && fd != NGX_INVALID_FILE) {
 
         /*
          * the request's own file: a thread task or a log that the output
@@ -221,24 +264,126 @@ ngx_http_stockprice_handler_list(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        file->fd = cache->fd;
+        file->fd = fd;
         file->log = r->connection->log;
         ngx_str_set(&file->name, "stockprice list");
 
         b->in_file = 1;
         b->file = file;
         b->file_pos = 0;
-        b->file_last = cache->len;
+        b->file_last = len;
 
     } else {
         b->memory = 1;
-        b->pos = cache->data;
-        b->last = cache->data + cache->len;
+        b->pos = data;
+        b->last = data + len;
     }
 
     return ngx_http_stockprice_handler_send(r, NGX_HTTP_OK,
                                             &ngx_http_stockprice_json_type,
-                                            b, cache->len);
+                                            b, len);
+}
+
+
+/*
+ * The compressed list for a client that takes gzip (as nginx's gzip_static
+ * decides it: Accept-Encoding, gzip_http_version, gzip_proxied,
+ * gzip_disable): Content-Encoding set, so that nginx's gzip filter leaves
+ * it alone.  NGX_DECLINED: the identity list.
+ */
+
+static ngx_int_t
+ngx_http_stockprice_handler_gzip(ngx_http_request_t *r,
+    ngx_http_stockprice_handler_cache_t *cache, ngx_uint_t file)
+{
+#if (NGX_HTTP_GZIP)
+    size_t            len;
+    u_char           *p;
+    ngx_int_t         rc;
+    ngx_table_elt_t  *h;
+
+    rc = ngx_http_gzip_ok(r);
+
+    /* Vary is the handler's own, on every answer of the list */
+    r->gzip_vary = 0;
+
+    if (rc != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    if (cache->gz_state == NGX_HTTP_STOCKPRICE_GZ_UNKNOWN) {
+        cache->gz_state = NGX_HTTP_STOCKPRICE_GZ_NONE;
+
+        if (ngx_http_stockprice_zone_read_gz(cache->ctx, cache->generation,
+                                             NULL, 0, &len)
+            != NGX_OK)
+        {
+            return NGX_DECLINED;
+        }
+
+        cache->gz = ngx_alloc(len, r->connection->log);
+        if (cache->gz == NULL) {
+            return NGX_DECLINED;
+        }
+
+        if (ngx_http_stockprice_zone_read_gz(cache->ctx, cache->generation,
+                                             cache->gz, len, &cache->gz_len)
+            != NGX_OK
+            || cache->gz_len != len)
+        {
+            return NGX_DECLINED;
+        }
+
+        /* the ETag of the other encoding is never this one */
+
+        p = ngx_cpymem(cache->gz_etag, cache->etag, cache->etag_len - 1);
+        p = ngx_cpymem(p, "-gz\"", sizeof("-gz\"") - 1);
+        cache->gz_etag_len = p - cache->gz_etag;
+
+        if (file) {
+            cache->gz_fd = ngx_http_stockprice_handler_memfd(cache->gz,
+                                                             cache->gz_len,
+                                                             r->connection->log);
+        }
+
+        cache->gz_state = NGX_HTTP_STOCKPRICE_GZ_HAVE;
+    }
+
+    if (cache->gz_state != NGX_HTTP_STOCKPRICE_GZ_HAVE) {
+        return NGX_DECLINED;
+    }
+
+    h = ngx_http_stockprice_handler_add_header(r, "Content-Encoding",
+                                               (u_char *) "gzip",
+                                               sizeof("gzip") - 1);
+    if (h == NULL) {
+        return NGX_DECLINED;
+    }
+
+    r->headers_out.content_encoding = h;
+
+    return NGX_OK;
+
+#else
+
+    return NGX_DECLINED;
+
+#endif
+}
+
+
+static ngx_int_t
+ngx_http_stockprice_handler_vary(ngx_http_request_t *r)
+{
+    if (ngx_http_stockprice_handler_add_header(r, "Vary",
+                                               (u_char *) "Accept-Encoding",
+                                               sizeof("Accept-Encoding") - 1)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -312,8 +457,9 @@ ngx_http_stockprice_handler_cache_get(ngx_http_stockprice_ctx_t *ctx,
                                                cache->last_modified)
                                  - cache->http_time;
 
-        if (file) {
-            ngx_http_stockprice_handler_cache_file(cache, log);
+        if (file && cache->len >= NGX_HTTP_STOCKPRICE_FILE_MIN) {
+            cache->fd = ngx_http_stockprice_handler_memfd(cache->data,
+                                                          cache->len, log);
         }
 
         if (old && old->refs == 0) {
@@ -347,40 +493,48 @@ ngx_http_stockprice_handler_cache_make(ngx_http_stockprice_ctx_t *ctx,
     cache->data = (u_char *) (cache + 1);
 
     cache->fd = NGX_INVALID_FILE;
+    cache->gz_fd = NGX_INVALID_FILE;
 
     return cache;
 }
 
 
-/* a long list also in a memfd, for sendfile() */
+/* a long list also in a memfd, for sendfile(); -1 if that cannot be */
 
-static void
-ngx_http_stockprice_handler_cache_file(
-    ngx_http_stockprice_handler_cache_t *cache, ngx_log_t *log)
+static ngx_fd_t
+ngx_http_stockprice_handler_memfd(u_char *data, size_t len, ngx_log_t *log)
 {
 #if (NGX_LINUX && defined MFD_CLOEXEC)
-    ssize_t  n;
+    ssize_t   n;
+    ngx_fd_t  fd;
 
-    if (cache->len < NGX_HTTP_STOCKPRICE_FILE_MIN) {
-        return;
+    if (len < NGX_HTTP_STOCKPRICE_FILE_MIN) {
+        return NGX_INVALID_FILE;
     }
 
-    cache->fd = memfd_create("stockprice", MFD_CLOEXEC);
+    fd = memfd_create("stockprice", MFD_CLOEXEC);
 
-    if (cache->fd == NGX_INVALID_FILE) {
+    if (fd == NGX_INVALID_FILE) {
         ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
                       "memfd_create() failed, sending the list from memory");
-        return;
+        return NGX_INVALID_FILE;
     }
 
-    n = ngx_write_fd(cache->fd, cache->data, cache->len);
+    n = ngx_write_fd(fd, data, len);
 
-    if (n != (ssize_t) cache->len) {
+    if (n != (ssize_t) len) {
         ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
                       "write() to memfd failed, sending the list from memory");
-        ngx_close_file(cache->fd);
-        cache->fd = NGX_INVALID_FILE;
+        ngx_close_file(fd);
+        return NGX_INVALID_FILE;
     }
+
+    return fd;
+
+#else
+
+    return NGX_INVALID_FILE;
+
 #endif
 }
 
@@ -391,6 +545,14 @@ ngx_http_stockprice_handler_cache_free(
 {
     if (cache->fd != NGX_INVALID_FILE) {
         ngx_close_file(cache->fd);
+    }
+
+    if (cache->gz_fd != NGX_INVALID_FILE) {
+        ngx_close_file(cache->gz_fd);
+    }
+
+    if (cache->gz) {
+        ngx_free(cache->gz);
     }
 
     ngx_free(cache);

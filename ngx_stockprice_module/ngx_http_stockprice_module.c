@@ -140,7 +140,7 @@ static ngx_command_t  ngx_http_stockprice_commands[] = {
       NULL },
 
     { ngx_string("stockprice"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
       ngx_http_stockprice,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -276,6 +276,8 @@ ngx_http_stockprice_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 {
     ngx_http_stockprice_loc_conf_t  *conf = child;
 
+    ngx_http_stockprice_ctx_t  *ctx;
+
     /* every stockprice_poll is parsed by now: the zone must be declared */
 
     if (conf->shm_zone && conf->shm_zone->data == NULL) {
@@ -283,6 +285,13 @@ ngx_http_stockprice_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                       "unknown stockprice zone \"%V\" in %s:%ui",
                       &conf->shm_zone->shm.name, conf->file, conf->line);
         return NGX_CONF_ERROR;
+    }
+
+    /* a compressed list kept in the zone if any location serves it */
+
+    if (conf->shm_zone && conf->gzip) {
+        ctx = conf->shm_zone->data;
+        ctx->feed->gzip = 1;
     }
 
     return NGX_CONF_OK;
@@ -1583,6 +1592,16 @@ ngx_http_stockprice(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         if (ngx_strcmp(value[i].data, "stream=off") == 0) {
             slcf->stream = 0;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "gzip=on") == 0) {
+            slcf->gzip = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "gzip=off") == 0) {
+            slcf->gzip = 0;
             continue;
         }
 

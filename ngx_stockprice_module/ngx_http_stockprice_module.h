@@ -65,6 +65,7 @@ typedef struct {
     ngx_msec_t                      timeout;
     size_t                          max_size;
     ngx_uint_t                      history;
+    ngx_uint_t                      gzip;       /* a location's gzip=on */
 
     ngx_http_stockprice_ssl_t       ssl;
     ngx_str_t                       proxy;      /* NUL; "": none */
@@ -96,6 +97,7 @@ typedef struct {
     ngx_shm_zone_t                 *shm_zone;   /* stockprice, _status */
     ngx_uint_t                      status;     /* stockprice_status */
     ngx_uint_t                      stream;     /* stream=on */
+    ngx_uint_t                      gzip;       /* gzip=on */
     u_char                         *file;
     ngx_uint_t                      line;
 

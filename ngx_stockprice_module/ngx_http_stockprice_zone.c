@@ -34,8 +34,10 @@
     ((sh)->lease_pid == ngx_pid && (sh)->lease == (gen))
 
 
+static ngx_uint_t ngx_http_stockprice_zone_history(
+    ngx_http_stockprice_feed_t *feed);
 static size_t ngx_http_stockprice_zone_snap_max(ngx_uint_t nsymbols,
-    ngx_uint_t history);
+    ngx_uint_t history, ngx_uint_t gzip);
 static void ngx_http_stockprice_zone_check_rule(ngx_shm_zone_t *shm_zone,
     ngx_http_stockprice_ctx_t *ctx);
 static ngx_int_t ngx_http_stockprice_zone_token_valid(
@@ -46,6 +48,8 @@ static void ngx_http_stockprice_zone_measure(
     ngx_http_stockprice_zone_build_t *b);
 static void ngx_http_stockprice_zone_plan_older(
     ngx_http_stockprice_zone_plan_t *pl, ngx_uint_t history);
+static void ngx_http_stockprice_zone_publish(
+    ngx_http_stockprice_zone_build_t *b);
 static void ngx_http_stockprice_zone_place(
     ngx_http_stockprice_zone_build_t *b);
 static ngx_uint_t ngx_http_stockprice_zone_fill(
@@ -161,15 +165,33 @@ ngx_http_stockprice_zone_size(ngx_uint_t nsymbols, ngx_uint_t history)
 }
 
 
-/* the largest snapshot of S symbols at history H, longest records */
+/* the history the rule is applied with: gzip=on counts as one record more */
+
+static ngx_uint_t
+ngx_http_stockprice_zone_history(ngx_http_stockprice_feed_t *feed)
+{
+    return feed->history + (feed->gzip ? 1 : 0);
+}
+
+
+/*
+ * The largest snapshot of S symbols at history H, longest records, with
+ * the list compressed too when "gzip"
+ */
 
 static size_t
-ngx_http_stockprice_zone_snap_max(ngx_uint_t nsymbols, ngx_uint_t history)
+ngx_http_stockprice_zone_snap_max(ngx_uint_t nsymbols, ngx_uint_t history,
+    ngx_uint_t gzip)
 {
+    size_t  list;
+
+    list = 2 + nsymbols * (NGX_HTTP_STOCKPRICE_RECORD_LONGEST + 1);
+
     return sizeof(ngx_http_stockprice_snap_t)
            + nsymbols * sizeof(ngx_http_stockprice_sym_t)
            + nsymbols * (history - 1) * sizeof(uint32_t)
-           + 2 + nsymbols * history * (NGX_HTTP_STOCKPRICE_RECORD_LONGEST + 1);
+           + 2 + nsymbols * history * (NGX_HTTP_STOCKPRICE_RECORD_LONGEST + 1)
+           + (gzip ? ngx_http_stockprice_gzip_bound(list) : 0);
 }
 
 
@@ -182,7 +204,7 @@ ngx_http_stockprice_zone_check_rule(ngx_shm_zone_t *shm_zone,
     size_t      base;
     ngx_uint_t  n, history;
 
-    history = ctx->feed->history;
+    history = ngx_http_stockprice_zone_history(ctx->feed);
     base = NGX_HTTP_STOCKPRICE_ZONE_BASE;
 
     if (shm_zone->shm.size <= base) {
@@ -193,7 +215,8 @@ ngx_http_stockprice_zone_check_rule(ngx_shm_zone_t *shm_zone,
         / (NGX_HTTP_STOCKPRICE_ZONE_PER_SYMBOL
            + NGX_HTTP_STOCKPRICE_ZONE_PER_RECORD * history);
 
-    if (n && ngx_http_stockprice_zone_snap_max(n, history)
+    if (n && ngx_http_stockprice_zone_snap_max(n, ctx->feed->history,
+                                               ctx->feed->gzip)
              > ctx->sh->half_size)
     {
         ngx_log_error(NGX_LOG_ALERT, shm_zone->shm.log, 0,
@@ -638,9 +661,8 @@ ngx_http_stockprice_zone_build_start(ngx_http_stockprice_zone_build_t *b,
 ngx_int_t
 ngx_http_stockprice_zone_build_step(ngx_http_stockprice_zone_build_t *b)
 {
-    ngx_http_stockprice_sh_t    *sh;
-    ngx_http_stockprice_ctx_t   *ctx;
-    ngx_http_stockprice_snap_t  *snap;
+    ngx_http_stockprice_sh_t   *sh;
+    ngx_http_stockprice_ctx_t  *ctx;
 
     ctx = b->ctx;
     sh = ctx->sh;
@@ -677,12 +699,20 @@ ngx_http_stockprice_zone_build_step(ngx_http_stockprice_zone_build_t *b)
                   + b->nlens * sizeof(uint32_t)
                   + b->list_len + b->older_len;
 
+        /* with gzip=on, room for the list compressed, at the end */
+
+        if (ctx->feed->gzip) {
+            b->gz_size = ngx_http_stockprice_gzip_bound(
+                             b->list_len + 2 + (b->nplan ? b->nplan - 1 : 0));
+            b->size += b->gz_size;
+        }
+
         if (b->size > sh->half_size) {
             ngx_shmtx_unlock(&ctx->shpool->mutex);
 
             b->nsymbols = b->nplan;
             b->needed = ngx_http_stockprice_zone_size(b->nplan,
-                                                      ctx->feed->history);
+                                 ngx_http_stockprice_zone_history(ctx->feed));
             return NGX_DECLINED;
         }
 
@@ -694,14 +724,73 @@ ngx_http_stockprice_zone_build_step(ngx_http_stockprice_zone_build_t *b)
         return NGX_AGAIN;
     }
 
-    snap = b->snap;
-    snap->generation = ++sh->generation;
-    snap->filter = ctx->feed->filter_hash;
-    sh->snapshot = snap;
+    if (b->gz_size) {
+        /* the list is whole: compressed by the caller, then published */
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_BUSY;
+    }
+
+    ngx_http_stockprice_zone_publish(b);
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     return NGX_OK;
+}
+
+
+/*
+ * After NGX_BUSY: the list compressed ("gz" NULL if that failed: the
+ * snapshot is served without) put in its place, and the snapshot served.
+ * NGX_ABORT: the lease is lost.
+ */
+
+ngx_int_t
+ngx_http_stockprice_zone_build_publish(ngx_http_stockprice_zone_build_t *b,
+    u_char *gz, size_t len)
+{
+    ngx_http_stockprice_sh_t   *sh;
+    ngx_http_stockprice_ctx_t  *ctx;
+
+    ctx = b->ctx;
+    sh = ctx->sh;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    if (!ngx_http_stockprice_zone_holds(sh, b->lease)
+        || sh->snapshot != b->old)
+    {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_ABORT;
+    }
+
+    if (gz && len <= b->gz_size) {
+        b->snap->gz = b->snap->list + b->snap->list_len + b->older_len;
+        b->snap->gz_len = len;
+        ngx_memcpy(b->snap->gz, gz, len);
+    }
+
+    ngx_http_stockprice_zone_publish(b);
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/* under the mutex: the snapshot built is the one served */
+
+static void
+ngx_http_stockprice_zone_publish(ngx_http_stockprice_zone_build_t *b)
+{
+    ngx_http_stockprice_sh_t    *sh;
+    ngx_http_stockprice_snap_t  *snap;
+
+    sh = b->ctx->sh;
+    snap = b->snap;
+
+    snap->generation = ++sh->generation;
+    snap->filter = b->ctx->feed->filter_hash;
+    sh->snapshot = snap;
 }
 
 
@@ -860,6 +949,8 @@ ngx_http_stockprice_zone_place(ngx_http_stockprice_zone_build_t *b)
     b->generation = sh->generation + 1;
 
     snap->generation = 0;
+    snap->gz = NULL;
+    snap->gz_len = 0;
     snap->size = b->size;
     snap->last_modified = b->batch->n ? b->batch->last_modified
                                       : b->old->last_modified;
@@ -1351,7 +1442,7 @@ ngx_http_stockprice_zone_status(ngx_http_stockprice_ctx_t *ctx,
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     st->zone_bytes_needed = ngx_http_stockprice_zone_size(st->symbols,
-                                                          ctx->feed->history);
+                                 ngx_http_stockprice_zone_history(ctx->feed));
 }
 
 
@@ -1430,4 +1521,46 @@ ngx_http_stockprice_zone_streams_open(ngx_http_stockprice_sh_t *sh)
     }
 
     return n;
+}
+
+
+/*
+ * The list of "generation" compressed: its length in *len, the bytes too
+ * if "buf" has room; NGX_DECLINED if there is none (gzip=off when it was
+ * made, or compression failed) or the generation is no longer served
+ */
+
+ngx_int_t
+ngx_http_stockprice_zone_read_gz(ngx_http_stockprice_ctx_t *ctx,
+    uint64_t generation, u_char *buf, size_t size, size_t *len)
+{
+    ngx_int_t                    rc;
+    ngx_http_stockprice_sh_t    *sh;
+    ngx_http_stockprice_snap_t  *snap;
+
+    sh = ctx->sh;
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    snap = sh->snapshot;
+
+    /* not while symbols= dropped by a reload are left out on the fly */
+
+    if (snap && snap->gz && sh->generation == generation
+        && snap->generation == generation
+        && (snap->filter == ctx->feed->filter_hash || ctx->feed->nfilter == 0))
+    {
+        *len = snap->gz_len;
+
+        if (buf && size >= snap->gz_len) {
+            ngx_memcpy(buf, snap->gz, snap->gz_len);
+        }
+
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
 }

@@ -14,6 +14,7 @@
 
 #include <ngx_http_stockprice_parse.h>
 #include <ngx_http_stockprice_render.h>
+#include <ngx_http_stockprice_gzip.h>
 #include <ngx_http_stockprice_module.h>
 
 
@@ -86,6 +87,8 @@ typedef struct {
     ngx_uint_t                      nrecords;
     u_char                         *list;       /* "[r0a,r0b,...]" */
     size_t                          list_len;
+    u_char                         *gz;         /* it compressed, or NULL */
+    size_t                          gz_len;
     ngx_http_stockprice_sym_t      *syms;       /* sorted by name */
 } ngx_http_stockprice_snap_t;
 
@@ -209,6 +212,7 @@ typedef struct {
     ngx_uint_t                      nsymbols;   /* when too small */
     size_t                          needed;
     uint64_t                        generation; /* it will publish */
+    size_t                          gz_size;    /* room for the gzip */
 } ngx_http_stockprice_zone_build_t;
 
 
@@ -267,12 +271,16 @@ ngx_int_t ngx_http_stockprice_zone_build_start(
     uint64_t lease, ngx_http_stockprice_batch_t *batch, ngx_log_t *log);
 ngx_int_t ngx_http_stockprice_zone_build_step(
     ngx_http_stockprice_zone_build_t *b);
+ngx_int_t ngx_http_stockprice_zone_build_publish(
+    ngx_http_stockprice_zone_build_t *b, u_char *gz, size_t len);
 void ngx_http_stockprice_zone_build_free(ngx_http_stockprice_zone_build_t *b);
 
 ngx_int_t ngx_http_stockprice_zone_read(ngx_http_stockprice_ctx_t *ctx,
     ngx_http_stockprice_zone_view_t *view, u_char *buf, size_t size);
 void ngx_http_stockprice_zone_status(ngx_http_stockprice_ctx_t *ctx,
     ngx_http_stockprice_status_t *st);
+ngx_int_t ngx_http_stockprice_zone_read_gz(ngx_http_stockprice_ctx_t *ctx,
+    uint64_t generation, u_char *buf, size_t size, size_t *len);
 uint64_t ngx_http_stockprice_zone_generation(ngx_http_stockprice_ctx_t *ctx);
 void ngx_http_stockprice_zone_streams(ngx_http_stockprice_ctx_t *ctx,
     ngx_uint_t n);
