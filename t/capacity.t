@@ -12,6 +12,7 @@ use warnings;
 
 use Test::More;
 use JSON::PP;
+use IO::Uncompress::Gunzip qw(gunzip);
 use POSIX qw(mkfifo);
 use Time::HiRes qw(sleep time);
 
@@ -58,17 +59,18 @@ http {
     server {
         listen 127.0.0.1:%%PORT_0%%;
 
-        location /api/StockPrice { stockprice stocks; }
+        location /api/StockPrice { stockprice stocks GZIP; }
         location = /status { stockprice_status stocks; }
     }
 }
 EOF
 
     my %v = (WORKERS => $o{workers} // 2, ZONE => $o{zone},
+             GZIP => $o{gzip} ? 'gzip=on' : '',
              INTERVAL => $o{interval} // '20ms',
              TIMEOUT => $o{timeout} // '60s', HISTORY => $o{history});
 
-    $conf =~ s/\b(WORKERS|ZONE|INTERVAL|TIMEOUT|HISTORY)\b/$v{$1}/g;
+    $conf =~ s/\b(WORKERS|ZONE|INTERVAL|TIMEOUT|HISTORY|GZIP)\b/$v{$1}/g;
 
     $t->write_config($conf);
 
@@ -316,11 +318,13 @@ sub failed {
 }
 
 # 5. the longest records: symbols of 32 bytes that JSON escapes to 64,
-# value times of 40 bytes, prices of 24 characters
+# value times of 40 bytes, prices of 24 characters; and with gzip=on in a
+# zone of the rule at one record more of history, compressed every time
 
-{
+for my $gzip (0, 1) {
     my $H = 3;
-    my $zone = zone_bytes(300, $H);
+    my $zone = zone_bytes(300, $H + $gzip);
+    my $n = $gzip ? 'longest records, gzip=on' : 'longest records';
     my $vt = '2024-05-01T10:53:37.1234567890123456789Z';
     my $price = '-1.2345678901234567e-300';
 
@@ -333,6 +337,7 @@ sub failed {
     } @s) . ']';
 
     my ($t, $up) = start(zone => $zone, history => $H, workers => 1,
+                         gzip => $gzip,
                          setup => sub {
         my ($t, $up) = @_;
         $up->control({ auth => 0, mode => 'body',
@@ -348,22 +353,32 @@ sub failed {
 
     my $st = $t->status;
 
-    is(length $s[0], 32, 'longest records: a symbol of 32 bytes');
-    is(length $vt, 40, 'longest records: a value time of 40 bytes');
-    is(length $price, 24, 'longest records: a price of 24 characters');
+    is(length $s[0], 32, "$n: a symbol of 32 bytes");
+    is(length $vt, 40, "$n: a value time of 40 bytes");
+    is(length $price, 24, "$n: a price of 24 characters");
 
-    is($st->{records}, 300 * $H, 'longest records: 900 records');
-    ok($st->{refreshes} >= $H, 'longest records: 3 refreshes or more');
-    is(failed($t), 0, 'longest records: no refresh failed');
-    is($st->{skippedRecords}, 0, 'longest records: none skipped');
+    is($st->{records}, 300 * $H, "$n: 900 records");
+    ok($st->{refreshes} >= $H, "$n: 3 refreshes or more");
+    is(failed($t), 0, "$n: no refresh failed");
+    is($st->{skippedRecords}, 0, "$n: none skipped");
 
     my $h = history_of($t, $s[149]);
-    is(scalar @$h, $H, 'longest records: a symbol has 3 records');
-    is($h->[0]{symbol}, $s[149], 'longest records: the symbol, whole');
+    is(scalar @$h, $H, "$n: a symbol has 3 records");
+    is($h->[0]{symbol}, $s[149], "$n: the symbol, whole");
     is($h->[0]{valueDateTime}, $vt,
-       'longest records: the 40-byte value time kept as sent');
+       "$n: the 40-byte value time kept as sent");
     ok(defined $h->[0]{price} && $h->[0]{price} == $price,
-       'longest records: the price exactly');
+       "$n: the price exactly");
+
+    if ($gzip) {
+        my $id = $t->get('/api/StockPrice');
+        my $gz = $t->get('/api/StockPrice', 'Accept-Encoding' => 'gzip');
+        my $plain;
+
+        is($gz->{headers}{'content-encoding'}, 'gzip', "$n: compressed");
+        ok(gunzip(\$gz->{content} => \$plain) && $plain eq $id->{content},
+           "$n: decompressed, the list");
+    }
 
     $t->done;
 }
@@ -396,48 +411,51 @@ sub failed {
 
 # 7. a zone far below the rule: 1,000 symbols at history=1 in 128k; the
 # 3 symbols stored before are kept, and the error gives the rule's figure
+# (with gzip=on, the rule's at one record more of history)
 
-{
-    my $needed = zone_bytes(1000, 1);
+for my $gzip (0, 1) {
+    my $needed = zone_bytes(1000, 1 + $gzip);
+    my $n = $gzip ? 'too small, gzip=on' : 'too small';
 
     my ($t, $up) = start(zone => '128k', history => 1, interval => '50ms',
+                         gzip => $gzip,
                          control => { symbols => [ syms(1 .. 3) ] });
 
-    ok($t->wait_status('refreshes', 1), 'too small: 3 symbols stored first');
+    ok($t->wait_status('refreshes', 1), "$n: 3 symbols stored first");
 
     $up->control({ auth => 0, symbols => [ syms(1 .. 1000) ] });
 
     ok($t->wait_status('failures', 1, 10),
-       'too small: the refresh of 1,000 symbols fails');
+       "$n: the refresh of 1,000 symbols fails");
 
     my $before = $t->get('/api/StockPrice')->{content};
 
-    ok($t->wait_status('failures', 2, 10), 'too small: and fails again');
+    ok($t->wait_status('failures', 2, 10), "$n: and fails again");
 
     my $st = $t->status;
     my $total = $st->{zoneBytesTotal} // 0;
 
     is($t->get('/api/StockPrice')->{content}, $before,
-       'too small: the old data is kept');
-    is($st->{symbols}, 3, 'too small: 3 symbols kept');
+       "$n: the old data is kept");
+    is($st->{symbols}, 3, "$n: 3 symbols kept");
 
     like($st->{lastError} // '',
          qr/^zone is too small for 1000 symbols, $needed bytes needed\b/,
-         "too small: lastError asks for the rule's $needed bytes");
+         "$n: lastError asks for the rule's $needed bytes");
     my ($line) = grep { /too small/ } split /\n/, $t->read_file('error.log');
     like($line // '',
          qr/\[error\][ ].*stockprice[ ]zone[ ]"stocks":[ ]zone[ ]is[ ]too[ ]small
             [ ]for[ ]1000[ ]symbols,[ ]$needed[ ]bytes[ ]needed,
             [ ]keeping[ ]3[ ]symbols$/x,
-         'too small: the error line says the same, and what is kept');
+         "$n: the error line says the same, and what is kept");
 
     my ($x) = ($st->{lastError} // '') =~ /(\d+) bytes needed/;
     ok(defined $x && $x > $total,
-       "too small: the bytes needed (" . ($x // '?')
+       "$n: the bytes needed (" . ($x // '?')
        . ") exceed the zone ($total)");
 
-    is($st->{zoneBytesNeeded}, zone_bytes(3, 1),
-       'too small: zoneBytesNeeded is the rule for the 3 symbols held');
+    is($st->{zoneBytesNeeded}, zone_bytes(3, 1 + $gzip),
+       "$n: zoneBytesNeeded is the rule for the 3 symbols held");
 
     $t->done;
 }
