@@ -302,10 +302,9 @@ ngx_http_stockprice_handler_gzip(ngx_http_request_t *r,
     ngx_int_t         rc;
     ngx_table_elt_t  *h;
 
-    rc = ngx_http_gzip_ok(r);
+    /* Vary: handler_vary() has seen to it, whatever this sets */
 
-    /* Vary is the handler's own, on every answer of the list */
-    r->gzip_vary = 0;
+    rc = ngx_http_gzip_ok(r);
 
     if (rc != NGX_OK) {
         return NGX_DECLINED;
@@ -372,9 +371,26 @@ ngx_http_stockprice_handler_gzip(ngx_http_request_t *r,
 }
 
 
+/*
+ * Vary: Accept-Encoding, once.  With gzip_vary on, nginx's header filter
+ * writes one whenever r->gzip_vary is set (as the gzip filter sets it on
+ * every answer it could compress, whoever asks): it is asked to then.
+ */
+
 static ngx_int_t
 ngx_http_stockprice_handler_vary(ngx_http_request_t *r)
 {
+#if (NGX_HTTP_GZIP)
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->gzip_vary) {
+        r->gzip_vary = 1;
+        return NGX_OK;
+    }
+#endif
+
     if (ngx_http_stockprice_handler_add_header(r, "Vary",
                                                (u_char *) "Accept-Encoding",
                                                sizeof("Accept-Encoding") - 1)

@@ -429,6 +429,9 @@ for my $i (1 .. 200) {
                             . ' Content-Encoding'
             if count_of($g->{headers}{vary}) != 1
                || count_of($g->{headers}{'content-encoding'}) != 1;
+        push @{ $bad{$p} }, "$ie: identity with "
+                            . count_of($i->{headers}{vary}) . ' Vary'
+            if count_of($i->{headers}{vary}) != 1;
     }
 }
 
@@ -442,7 +445,7 @@ for my $p (sort keys %checked) {
        . "($checked{$p})");
     is(join('; ', @{ $bad{$p} // [] }), '',
        "$what: each decompressed list is the identity list of its ETag, "
-       . 'one Vary, one Content-Encoding');
+       . 'one Vary on each, one Content-Encoding');
 }
 
 is(join(',', grep { !/^\d+$/ } keys %seen_pid), '', 'X-Pid on every answer');
@@ -450,6 +453,22 @@ is(scalar keys %seen_pid, 2, 'both workers answered');
 
 is(scalar @{ $json->decode($t->get('/api/StockPrice')->{content}) }, 2000,
    'big: 2,000 records');
+
+# gzip_vary on: one Vary on 304s too
+
+for my $enc ('gzip', 'identity') {
+    my %ae = $enc eq 'gzip' ? %$GZ : ();
+
+    for (1 .. 10) {
+        my $g = $t->get('/both/api/StockPrice', %ae);
+        $r = $t->get('/both/api/StockPrice', %ae,
+                     'If-None-Match' => $g->{headers}{etag} // '');
+        last if $r->{status} == 304;
+    }
+
+    is($r->{status}, 304, "gzip_vary on, $enc: 304");
+    is(count_of($r->{headers}{vary}), 1, "gzip_vary on, $enc: 304, one Vary");
+}
 
 # gzip=off next to it: no Vary, never the module's compressed copy
 
