@@ -63,6 +63,8 @@ static cJSON *ngx_http_stockprice_parse_json(const char *buf, size_t len);
 static size_t ngx_http_stockprice_parse_skip_space(const char *buf, size_t i,
     size_t len);
 static int ngx_http_stockprice_parse_whole(ngx_http_stockprice_parser_t *p);
+static int ngx_http_stockprice_parse_slice(ngx_http_stockprice_parser_t *p,
+    size_t start, size_t i, cJSON **rootp);
 static int ngx_http_stockprice_parse_rest(ngx_http_stockprice_parser_t *p,
     size_t end);
 static size_t ngx_http_stockprice_parse_epoch_double(char *buf, double value,
@@ -398,8 +400,8 @@ int
 ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
     size_t budget)
 {
-    int      rc, last, blanked;
-    char    *buf, open, close, first, end;
+    int      rc, last;
+    char    *buf, first, end;
     size_t   start, i, len;
     cJSON   *root;
 
@@ -458,6 +460,55 @@ ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
 
     p->chunks++;
 
+    rc = ngx_http_stockprice_parse_slice(p, start, i, &root);
+
+    if (rc != NGX_HTTP_STOCKPRICE_PARSE_OK) {
+        return rc;
+    }
+
+    p->slice_end = i;
+
+    rc = ngx_http_stockprice_parse_items(p, root, first == '{',
+                                         p->shape->time_unit
+                                         == NGX_HTTP_STOCKPRICE_TIME_ISO
+                                         ? NGX_HTTP_STOCKPRICE_POINTER_NONE
+                                         : start);
+
+    ngx_http_stockprice_parse_arena_end(root);
+
+    if (rc != NGX_HTTP_STOCKPRICE_PARSE_OK) {
+        return rc;
+    }
+
+    if (last) {
+        return NGX_HTTP_STOCKPRICE_PARSE_OK;
+    }
+
+    p->pos = i + 1;
+
+    return NGX_HTTP_STOCKPRICE_PARSE_AGAIN;
+}
+
+
+/*
+ * The elements from "start" to "i" (a separator or the closing bracket)
+ * parsed by cJSON as an array (or object) of their own: the brackets put
+ * in place of the separators around them for the time of the parse, epoch
+ * times blanked out and put back
+ */
+
+static int
+ngx_http_stockprice_parse_slice(ngx_http_stockprice_parser_t *p,
+    size_t start, size_t i, cJSON **rootp)
+{
+    int     blanked;
+    char   *buf, open, close, first, end;
+    cJSON  *root;
+
+    buf = p->buf;
+    first = buf[p->at];
+    end = (first == '[') ? ']' : '}';
+
     /* epoch times read from their digits, which cJSON then need not read */
 
     blanked = (p->shape->time_unit != NGX_HTTP_STOCKPRICE_TIME_ISO);
@@ -502,27 +553,9 @@ ngx_http_stockprice_parse_step(ngx_http_stockprice_parser_t *p,
         return NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON;
     }
 
-    p->slice_end = i;
+    *rootp = root;
 
-    rc = ngx_http_stockprice_parse_items(p, root, first == '{',
-                                         p->shape->time_unit
-                                         == NGX_HTTP_STOCKPRICE_TIME_ISO
-                                         ? NGX_HTTP_STOCKPRICE_POINTER_NONE
-                                         : start);
-
-    ngx_http_stockprice_parse_arena_end(root);
-
-    if (rc != NGX_HTTP_STOCKPRICE_PARSE_OK) {
-        return rc;
-    }
-
-    if (last) {
-        return NGX_HTTP_STOCKPRICE_PARSE_OK;
-    }
-
-    p->pos = i + 1;
-
-    return NGX_HTTP_STOCKPRICE_PARSE_AGAIN;
+    return NGX_HTTP_STOCKPRICE_PARSE_OK;
 }
 
 
