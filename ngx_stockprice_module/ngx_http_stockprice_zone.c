@@ -33,6 +33,11 @@
 #define ngx_http_stockprice_zone_holds(sh, gen)                               \
     ((sh)->lease_pid == ngx_pid && (sh)->lease == (gen))
 
+/* a build goes on while its lease holds and what it builds on is served */
+#define ngx_http_stockprice_zone_build_current(b)                             \
+    (ngx_http_stockprice_zone_holds((b)->ctx->sh, (b)->lease)                 \
+     && (b)->ctx->sh->snapshot == (b)->old)
+
 
 static ngx_uint_t ngx_http_stockprice_zone_history(
     ngx_http_stockprice_feed_t *feed);
@@ -669,9 +674,7 @@ ngx_http_stockprice_zone_build_step(ngx_http_stockprice_zone_build_t *b)
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    if (!ngx_http_stockprice_zone_holds(sh, b->lease)
-        || sh->snapshot != b->old)
-    {
+    if (!ngx_http_stockprice_zone_build_current(b)) {
         ngx_shmtx_unlock(&ctx->shpool->mutex);
         return NGX_ABORT;
     }
@@ -748,17 +751,13 @@ ngx_int_t
 ngx_http_stockprice_zone_build_publish(ngx_http_stockprice_zone_build_t *b,
     u_char *gz, size_t len)
 {
-    ngx_http_stockprice_sh_t   *sh;
     ngx_http_stockprice_ctx_t  *ctx;
 
     ctx = b->ctx;
-    sh = ctx->sh;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    if (!ngx_http_stockprice_zone_holds(sh, b->lease)
-        || sh->snapshot != b->old)
-    {
+    if (!ngx_http_stockprice_zone_build_current(b)) {
         ngx_shmtx_unlock(&ctx->shpool->mutex);
         return NGX_ABORT;
     }
