@@ -101,7 +101,8 @@ static ngx_http_stockprice_streams_t *ngx_http_stockprice_stream_all(
     ngx_http_stockprice_ctx_t *ctx, ngx_log_t *log);
 static ngx_int_t ngx_http_stockprice_stream_accepts(ngx_str_t *value);
 static ngx_table_elt_t *ngx_http_stockprice_stream_header(
-    ngx_http_request_t *r, const char *name, size_t len);
+    ngx_http_request_t *r, const char *name, size_t len,
+    ngx_table_elt_t *after);
 static ngx_int_t ngx_http_stockprice_stream_headers(ngx_http_request_t *r);
 static ngx_http_stockprice_stream_event_t *ngx_http_stockprice_stream_event(
     ngx_http_stockprice_ctx_t *ctx, ngx_http_stockprice_zone_view_t *view,
@@ -154,37 +155,26 @@ static ngx_str_t  ngx_http_stockprice_stream_type =
 ngx_int_t
 ngx_http_stockprice_stream_wanted(ngx_http_request_t *r)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
     if (r->method != NGX_HTTP_GET) {
         return 0;
     }
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
+    /* every Accept: a client may send several */
 
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return 0;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == sizeof("Accept") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Accept",
-                               sizeof("Accept") - 1) == 0
-            && ngx_http_stockprice_stream_accepts(&h[i].value))
-        {
+    for (h = ngx_http_stockprice_stream_header(r, "Accept",
+                                               sizeof("Accept") - 1, NULL);
+         h;
+         h = ngx_http_stockprice_stream_header(r, "Accept",
+                                               sizeof("Accept") - 1, h))
+    {
+        if (ngx_http_stockprice_stream_accepts(&h->value)) {
             return 1;
         }
     }
+
+    return 0;
 }
 
 
@@ -298,7 +288,7 @@ ngx_http_stockprice_stream_start(ngx_http_request_t *r,
 
     ev = NULL;
     h = ngx_http_stockprice_stream_header(r, "Last-Event-ID",
-                                          sizeof("Last-Event-ID") - 1);
+                                          sizeof("Last-Event-ID") - 1, NULL);
 
     (void) ngx_http_stockprice_zone_read(ctx, &s->view, NULL, 0);
 
@@ -403,16 +393,19 @@ ngx_http_stockprice_stream_all(ngx_http_stockprice_ctx_t *ctx, ngx_log_t *log)
 }
 
 
+/* the first request header "name" after "after" (NULL: the first of all) */
+
 static ngx_table_elt_t *
 ngx_http_stockprice_stream_header(ngx_http_request_t *r, const char *name,
-    size_t len)
+    size_t len, ngx_table_elt_t *after)
 {
-    ngx_uint_t        i;
+    ngx_uint_t        i, past;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
     part = &r->headers_in.headers.part;
     h = part->elts;
+    past = (after == NULL);
 
     for (i = 0; /* void */; i++) {
 
@@ -424,6 +417,11 @@ ngx_http_stockprice_stream_header(ngx_http_request_t *r, const char *name,
             part = part->next;
             h = part->elts;
             i = 0;
+        }
+
+        if (!past) {
+            past = (&h[i] == after);
+            continue;
         }
 
         if (h[i].key.len == len

@@ -92,7 +92,10 @@ sub sse {
     delete $h{Accept} unless defined $h{Accept};
 
     my $req = ($o{method} // 'GET') . " $path HTTP/1.1\r\n"
-              . join('', map { "$_: $h{$_}\r\n" } sort keys %h) . "\r\n";
+              . join('', map { my $k = $_;
+                               map { "$k: $_\r\n" }
+                                   ref $h{$k} ? @{ $h{$k} } : $h{$k} }
+                         sort keys %h) . "\r\n";
 
     my $n = syswrite $sock, $req;
     die "request not sent: $!" unless defined $n && $n == length $req;
@@ -497,6 +500,8 @@ my $list = $t->get('/api/StockPrice');
 my $full = sse($t, '/api/StockPrice', name => 'list');
 my $q = sse($t, '/api/StockPrice', name => 'Accept with q=',
             headers => { Accept => "application/json, $SSE;q=0.9" });
+my $two = sse($t, '/api/StockPrice', name => 'two Accept headers',
+              headers => { Accept => ['application/json', $SSE] });
 my $on = sse($t, '/on/api/StockPrice', name => 'stream=on');
 my $ms = sse($t, '/api/StockPrice?symbols=MSFT,SAP', name => 'MSFT,SAP',
              filter => [qw(MSFT SAP)]);
@@ -512,7 +517,7 @@ my $cur = sse($t, '/api/StockPrice', name => 'Last-Event-ID current',
 ok(wait_pump(sub { !grep { !defined $_->{status} } live() }, 3),
    'every stream has its headers within 3 s');
 
-for my $c ($full, $q, $on, $ms, $aapl, $none, $junk, $cur) {
+for my $c ($full, $q, $two, $on, $ms, $aapl, $none, $junk, $cur) {
     my $n = $c->{name};
 
     is($c->{status}, 200, "$n: 200");
@@ -525,7 +530,7 @@ for my $c ($full, $q, $on, $ms, $aapl, $none, $junk, $cur) {
     ok(!defined hdr($c, 'content-length'), "$n: no Content-Length");
 }
 
-my @first = ($full, $q, $on, $ms, $aapl, $none, $junk);
+my @first = ($full, $q, $two, $on, $ms, $aapl, $none, $junk);
 
 ok(wait_pump(sub { !grep { !@{ $_->{events} } } @first }, 3),
    'each stream without Last-Event-ID (or a garbage one) has an event '
@@ -533,6 +538,7 @@ ok(wait_pump(sub { !grep { !@{ $_->{events} } } @first }, 3),
 
 for my $case ([ $full, '/api/StockPrice' ],
               [ $q, '/api/StockPrice' ],
+              [ $two, '/api/StockPrice' ],
               [ $on, '/on/api/StockPrice' ],
               [ $ms, '/api/StockPrice?symbols=MSFT,SAP' ],
               [ $aapl, '/api/StockPrice?symbols=AAPL' ],
