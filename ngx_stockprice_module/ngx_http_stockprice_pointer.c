@@ -494,15 +494,58 @@ ngx_http_stockprice_pointer_value_end(const char *buf, size_t i, size_t len)
  * "done" once "value" is known
  */
 
+typedef struct {
+    size_t  m;
+    size_t  value;
+    int     key;
+    int     done;
+} ngx_http_stockprice_pointer_follow_t;
+
+
+static NGX_HTTP_STOCKPRICE_POINTER_INLINE void
+ngx_http_stockprice_pointer_follow_reset(
+    ngx_http_stockprice_pointer_follow_t *f, const int follow)
+{
+    f->m = 0;
+    f->value = NGX_HTTP_STOCKPRICE_POINTER_NONE;
+    f->key = 0;
+    f->done = !follow;
+}
+
+
+/* a "[" or "{" that took the scan to "depth" */
+
+static NGX_HTTP_STOCKPRICE_POINTER_INLINE void
+ngx_http_stockprice_pointer_follow_open(
+    ngx_http_stockprice_pointer_follow_t *f, unsigned char c, size_t depth)
+{
+    if (f->done || depth != 2 + f->m) {
+        return;
+    }
+
+    /* the element, or the value of the name matched */
+
+    if (c == '{') {
+        f->key = 1;
+
+    } else {
+        /* an index, or a name of an array: the walk knows */
+        f->value = NGX_HTTP_STOCKPRICE_POINTER_WALK;
+        f->done = 1;
+    }
+}
+
+
 static NGX_HTTP_STOCKPRICE_POINTER_INLINE size_t
 ngx_http_stockprice_pointer_scan_loop(const char *buf, size_t start,
     size_t len, size_t budget, int *last,
     ngx_http_stockprice_pointer_marks_t *marks, const int follow)
 {
-    int                                   key, done, escaped, rc;
-    size_t                                i, e, m, depth, value;
-    unsigned char                         c;
-    const ngx_http_stockprice_pointer_t  *find;
+    int                                    escaped, rc;
+    size_t                                 i, e, depth;
+    unsigned char                          c;
+    const ngx_http_stockprice_pointer_t   *find;
+    ngx_http_stockprice_pointer_follow_t   f;
 
     depth = 1;
     *last = 0;
@@ -510,10 +553,7 @@ ngx_http_stockprice_pointer_scan_loop(const char *buf, size_t start,
     find = follow ? marks->find : NULL;
     escaped = follow ? marks->escaped : 1;
 
-    m = 0;
-    value = NGX_HTTP_STOCKPRICE_POINTER_NONE;
-    done = !follow;
-    key = 0;
+    ngx_http_stockprice_pointer_follow_reset(&f, follow);
 
     for (i = start; i < len; i++) {
 
@@ -536,18 +576,14 @@ ngx_http_stockprice_pointer_scan_loop(const char *buf, size_t start,
                 return len;
             }
 
-            if (follow && key && depth == 2 + m) {
-                key = 0;
+            if (follow && f.key && depth == 2 + f.m) {
+                f.key = 0;
 
-                rc = ngx_http_stockprice_pointer_find_name(find, m, escaped,
+                rc = ngx_http_stockprice_pointer_find_name(find, f.m, escaped,
                                                            buf, i, e, len,
-                                                           &value);
-                if (rc == 1) {
-                    m++;
-
-                } else if (rc == 2) {
-                    done = 1;
-                }
+                                                           &f.value);
+                f.m += (rc == 1);
+                f.done |= (rc == 2);
             }
 
             i = e;
@@ -557,17 +593,8 @@ ngx_http_stockprice_pointer_scan_loop(const char *buf, size_t start,
         if (c == '[' || c == '{') {
             depth++;
 
-            if (follow && !done && depth == 2 + m) {
-                /* the element, or the value of the name matched */
-
-                if (c == '{') {
-                    key = 1;
-
-                } else {
-                    /* an index, or a name of an array: the walk knows */
-                    value = NGX_HTTP_STOCKPRICE_POINTER_WALK;
-                    done = 1;
-                }
+            if (follow) {
+                ngx_http_stockprice_pointer_follow_open(&f, c, depth);
             }
 
             continue;
@@ -575,18 +602,14 @@ ngx_http_stockprice_pointer_scan_loop(const char *buf, size_t start,
 
         if (c == ']' || c == '}') {
             if (--depth == 0) {
-                if (marks) {
-                    marks->value[marks->n] = value;
-                }
-
                 *last = 1;
-                return i;
+                break;
             }
 
-            if (follow && !done && depth == 1 + m) {
+            if (follow && !f.done && depth == 1 + f.m) {
                 /* the object closed without the name: not there */
-                done = 1;
-                key = 0;
+                f.done = 1;
+                f.key = 0;
             }
 
             continue;
@@ -595,31 +618,26 @@ ngx_http_stockprice_pointer_scan_loop(const char *buf, size_t start,
         /* "," */
 
         if (depth == 1) {
-            if (i - start >= budget) {
+            if (i - start >= budget
+                || (marks && marks->n == NGX_HTTP_STOCKPRICE_POINTER_MARKS))
+            {
                 break;
             }
 
             if (marks) {
-                if (marks->n == NGX_HTTP_STOCKPRICE_POINTER_MARKS) {
-                    break;
-                }
-
-                marks->value[marks->n] = value;
+                marks->value[marks->n] = f.value;
                 marks->at[marks->n++] = i;
 
-                m = 0;
-                value = NGX_HTTP_STOCKPRICE_POINTER_NONE;
-                done = !follow;
-                key = 0;
+                ngx_http_stockprice_pointer_follow_reset(&f, follow);
             }
 
-        } else if (follow && !done && depth == 2 + m) {
-            key = 1;
+        } else if (follow && !f.done && depth == 2 + f.m) {
+            f.key = 1;
         }
     }
 
     if (marks) {
-        marks->value[marks->n] = value;
+        marks->value[marks->n] = f.value;
     }
 
     return i;
