@@ -7,8 +7,10 @@
 # ./build.sh test    build if needed, run the unit tests (tests/), the
 #                    parser's fuzzer for FUZZ_TIME seconds (default 30) and
 #                    the integration tests (t/)
-# ./build.sh bench   build if needed, run bench/bench.pl: the module side by
-#                    side with nginx's own ceilings (figures, no assertions)
+# ./build.sh bench   build if needed, install BENCH_PACKAGES if missing (nchan,
+#                    for the event-stream fan-out), raise the open files
+#                    limit, run bench/bench.pl: the module side by side with
+#                    nginx's own ceilings and nchan (figures, no assertions)
 # ./build.sh valgrind [t/FILE.t ...]
 #                    the integration tests (all, or those named) with nginx
 #                    under valgrind: fails on invalid reads, writes or frees
@@ -27,13 +29,20 @@ PACKAGES="nginx nginx-dev libcurl4-openssl-dev libcjson-dev libcmocka-dev
           libpcre2-dev libssl-dev zlib1g-dev valgrind wrk openssl
           ca-certificates zstd"
 
+# only for ./build.sh bench: nchan, the event-stream fan-out's comparison
+# (installing it enables it for the system's nginx too; the bench runs its
+# own configurations)
+BENCH_PACKAGES="libnginx-mod-nchan"
+
 log() { printf '%s\n' "build.sh: $*" >&2; }
 
+
+# install_packages PACKAGE...: those of them not installed yet
 
 install_packages() {
     local missing=() p
 
-    for p in $PACKAGES; do
+    for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
             | grep -q 'install ok installed' || missing+=("$p")
     done
@@ -87,7 +96,8 @@ configure_nginx() {
 
 
 build_module() {
-    install_packages
+    # shellcheck disable=SC2086
+    install_packages $PACKAGES
     configure_nginx
 
     make -s -C "$SRC" -f objs/Makefile modules \
@@ -206,6 +216,9 @@ case "${1:-build}" in
     run)    run_demo ;;
     test)   run_tests ;;
     bench)  build_module
+            # shellcheck disable=SC2086
+            install_packages $BENCH_PACKAGES
+            open_files
             STOCKPRICE_MODULE="$MODULE" NGINX_BIN="$NGINX_BIN" \
                 perl "$ROOT/bench/bench.pl" ;;
     valgrind) run_valgrind "$@" ;;
