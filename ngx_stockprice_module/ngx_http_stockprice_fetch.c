@@ -36,7 +36,7 @@
  * 20 us).
  */
 #define NGX_HTTP_STOCKPRICE_PARSE_SLICE  8192       /* bytes */
-#define NGX_HTTP_STOCKPRICE_GZIP_SLICE   65536      /* bytes of the list */
+#define NGX_HTTP_STOCKPRICE_GZIP_SLICE   4096       /* bytes of the list */
 #define NGX_HTTP_STOCKPRICE_RENDER_SLICE 64         /* records */
 
 /* scratch for one rendered record: every byte escaped as \u00XX */

@@ -13,9 +13,13 @@
 size_t
 ngx_http_stockprice_gzip_bound(size_t len)
 {
-    /* zlib's deflateBound() with its defaults, and gzip's 18 bytes */
+    /*
+     * zlib's deflateBound() for these parameters (a window of 15 bits
+     * over a hash of 14, memLevel 7: its "stored blocks" bound), and
+     * gzip's 18 bytes of header and trailer
+     */
 
-    return len + (len >> 12) + (len >> 14) + (len >> 25) + 13 - 6 + 18;
+    return len + (len >> 5) + (len >> 7) + (len >> 11) + 7 + 18;
 }
 
 
@@ -36,7 +40,8 @@ ngx_http_stockprice_gzip_start(ngx_http_stockprice_gzip_t *g,
 
     /* 16 + MAX_WBITS: a gzip header and trailer, as gzip_static serves */
 
-    if (deflateInit2(&g->z, level, Z_DEFLATED, 16 + MAX_WBITS, 8,
+    if (deflateInit2(&g->z, level, Z_DEFLATED, 16 + MAX_WBITS,
+                     NGX_HTTP_STOCKPRICE_GZIP_MEMLEVEL,
                      Z_DEFAULT_STRATEGY)
         != Z_OK)
     {

@@ -60,6 +60,11 @@ compress_check(const unsigned char *text, size_t len, size_t budget)
                                                 NGX_HTTP_STOCKPRICE_GZIP_LEVEL),
                      NGX_HTTP_STOCKPRICE_GZIP_AGAIN);
 
+    /* the bound is zlib's own for the stream as set up */
+
+    assert_true(deflateBound(&g.z, (uLong) len)
+                <= ngx_http_stockprice_gzip_bound(len));
+
     steps = 0;
 
     do {
