@@ -17,6 +17,7 @@
 #include <ngx_http_stockprice_curl.h>
 #include <ngx_http_stockprice_ssl.h>
 #include <ngx_http_stockprice_stream.h>
+#include <ngx_http_stockprice_notify.h>
 #include <ngx_http_stockprice_gzip.h>
 #include <ngx_http_stockprice_request.h>
 #include <ngx_http_stockprice_fetch.h>
@@ -1445,6 +1446,12 @@ ngx_http_stockprice_fetch_stored(ngx_http_stockprice_fetch_t *fetch,
     pruning = fetch->pruning;
 
     ngx_http_stockprice_fetch_work_free(fetch);
+
+    if (rc == NGX_OK) {
+        /* published: this worker's streams, and the others' */
+        ngx_http_stockprice_stream_wake(fetch->ctx);
+        ngx_http_stockprice_notify_others();
+    }
 
     switch (rc) {
 

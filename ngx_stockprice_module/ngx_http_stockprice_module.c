@@ -16,6 +16,8 @@
 #include <ngx_http_stockprice_fetch.h>
 #include <ngx_http_stockprice_ssl.h>
 #include <ngx_http_stockprice_request.h>
+#include <ngx_http_stockprice_stream.h>
+#include <ngx_http_stockprice_notify.h>
 
 
 #define NGX_HTTP_STOCKPRICE_CREDENTIALS_MAX  4096
@@ -126,7 +128,9 @@ static ngx_int_t ngx_http_stockprice_conf_filter(ngx_conf_t *cf,
     ngx_http_stockprice_feed_t *feed, ngx_array_t *symbols);
 static int ngx_libc_cdecl ngx_http_stockprice_conf_cmp_str(const void *one,
     const void *two);
+static ngx_int_t ngx_http_stockprice_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_stockprice_init_process(ngx_cycle_t *cycle);
+static void ngx_http_stockprice_wake(void *data);
 static void ngx_http_stockprice_exit_process(ngx_cycle_t *cycle);
 
 
@@ -215,7 +219,7 @@ ngx_module_t  ngx_http_stockprice_module = {
     ngx_http_stockprice_commands,          /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_stockprice_init_module,       /* init module */
     ngx_http_stockprice_init_process,      /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -1617,6 +1621,24 @@ ngx_http_stockprice(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* in the master, before it starts the workers: their wake-ups */
+
+static ngx_int_t
+ngx_http_stockprice_init_module(ngx_cycle_t *cycle)
+{
+    ngx_http_stockprice_main_conf_t  *spcf;
+
+    spcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_stockprice_module);
+
+    if (spcf == NULL || spcf->feeds.nelts == 0) {
+        return NGX_OK;
+    }
+
+    return ngx_http_stockprice_notify_init_module(cycle);
+}
+
+
 static ngx_int_t
 ngx_http_stockprice_init_process(ngx_cycle_t *cycle)
 {
@@ -1635,7 +1657,31 @@ ngx_http_stockprice_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_stockprice_fetch_init(cycle, spcf);
+    if (ngx_http_stockprice_fetch_init(cycle, spcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_stockprice_notify_init_process(cycle,
+                                                   ngx_http_stockprice_wake,
+                                                   spcf);
+}
+
+
+/* another worker published: this one's streams are to hear of it */
+
+static void
+ngx_http_stockprice_wake(void *data)
+{
+    ngx_http_stockprice_main_conf_t *spcf = data;
+
+    ngx_uint_t                    i;
+    ngx_http_stockprice_feed_t  **feeds;
+
+    feeds = spcf->feeds.elts;
+
+    for (i = 0; i < spcf->feeds.nelts; i++) {
+        ngx_http_stockprice_stream_wake(feeds[i]->shm_zone->data);
+    }
 }
 
 
@@ -1659,6 +1705,7 @@ ngx_http_stockprice_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_http_stockprice_notify_exit_process();
     ngx_http_stockprice_fetch_exit(cycle, spcf);
 
     feeds = spcf->feeds.elts;

@@ -100,6 +100,8 @@ typedef struct {
 static ngx_http_stockprice_streams_t *ngx_http_stockprice_stream_all(
     ngx_http_stockprice_ctx_t *ctx, ngx_log_t *log);
 static ngx_int_t ngx_http_stockprice_stream_accepts(ngx_str_t *value);
+static void ngx_http_stockprice_stream_check(
+    ngx_http_stockprice_streams_t *all);
 static ngx_table_elt_t *ngx_http_stockprice_stream_header(
     ngx_http_request_t *r, const char *name, size_t len,
     ngx_table_elt_t *after);
@@ -550,11 +552,7 @@ ngx_http_stockprice_stream_poll(ngx_event_t *ev)
         return;
     }
 
-    if (!all->slice.posted
-        && ngx_http_stockprice_zone_generation(all->ctx) != all->generation)
-    {
-        ngx_http_stockprice_stream_fan_out(all);
-    }
+    ngx_http_stockprice_stream_check(all);
 
     if (ngx_current_msec - all->swept >= 1000) {
         all->swept = ngx_current_msec;
@@ -567,6 +565,31 @@ ngx_http_stockprice_stream_poll(ngx_event_t *ev)
 
     if (all->n) {
         ngx_add_timer(ev, NGX_HTTP_STOCKPRICE_STREAM_POLL);
+    }
+}
+
+
+/* a publish, as another worker or this one says */
+
+void
+ngx_http_stockprice_stream_wake(ngx_http_stockprice_ctx_t *ctx)
+{
+    if (ctx->streams && !ngx_exiting) {
+        ngx_http_stockprice_stream_check(ctx->streams);
+    }
+}
+
+
+/* a generation the streams have not had yet: the fan-out, unless under way */
+
+static void
+ngx_http_stockprice_stream_check(ngx_http_stockprice_streams_t *all)
+{
+    if (all->n
+        && !all->slice.posted
+        && ngx_http_stockprice_zone_generation(all->ctx) != all->generation)
+    {
+        ngx_http_stockprice_stream_fan_out(all);
     }
 }
 
@@ -622,6 +645,16 @@ ngx_http_stockprice_stream_slice(ngx_event_t *ev)
     {
         if (all->left == 0 || ngx_queue_empty(&all->streams)) {
             ngx_http_stockprice_stream_fan_out_end(all);
+
+            /* a publish came meanwhile: its fan-out, on the next turn */
+
+            if (all->n
+                && ngx_http_stockprice_zone_generation(all->ctx)
+                   != all->generation)
+            {
+                ngx_add_timer(&all->poll, 1);
+            }
+
             return;
         }
 
@@ -766,8 +799,8 @@ ngx_http_stockprice_stream_heartbeat(ngx_http_stockprice_streams_t *all)
 
 /*
  * This worker's count of streams to the zone, for the status: when it
- * changed (at most once a poll), once a second so that it holds, and
- * with "force"
+ * changed (at most every NGX_HTTP_STOCKPRICE_STREAM_REPORT ms), once a
+ * second so that it holds, and with "force"
  */
 
 static void
@@ -780,13 +813,25 @@ ngx_http_stockprice_stream_report(ngx_http_stockprice_streams_t *all,
 
     if (force
         || (all->n != all->reported
-            && age >= NGX_HTTP_STOCKPRICE_STREAM_POLL)
+            && age >= NGX_HTTP_STOCKPRICE_STREAM_REPORT)
         || age >= 1000)
     {
         ngx_http_stockprice_zone_streams(all->ctx, all->n);
 
         all->reported = all->n;
         all->report_time = ngx_current_msec;
+
+        return;
+    }
+
+    /* a change too soon after the last: said by a poll that much later */
+
+    if (all->n != all->reported && !ngx_exiting
+        && (!all->poll.timer_set
+            || (ngx_msec_int_t) (all->poll.timer.key - ngx_current_msec)
+               > (ngx_msec_int_t) (NGX_HTTP_STOCKPRICE_STREAM_REPORT - age)))
+    {
+        ngx_add_timer(&all->poll, NGX_HTTP_STOCKPRICE_STREAM_REPORT - age);
     }
 }
 
@@ -1012,6 +1057,8 @@ ngx_http_stockprice_stream_cleanup(void *data)
         ngx_queue_remove(&s->queue);
         s->listed = 0;
         s->all->n--;
+
+        ngx_http_stockprice_stream_report(s->all, 0);
     }
 }
 

@@ -789,6 +789,56 @@ is($old->{events}[0]{id} // '', $E1,
 is_deeply(data_of($old->{events}[0] // {}), $t->get_json('/api/StockPrice'),
           'Last-Event-ID of older data: the whole current list');
 
+# 4b. each event reaches every stream in both workers within 200 ms of
+# the refresh that made it (its measurementTimeStamp, the refresh's
+# start): a publish wakes the other worker, which does not wait for a poll
+
+sub mts_of {
+    my ($e) = @_;
+
+    my $d = data_of($e);
+    my $ts = ref $d eq 'ARRAY' && @$d ? $d->[0]{measurementTimeStamp} : undef;
+
+    return undef unless defined $ts
+        && $ts =~ /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?Z$/;
+
+    return timegm($6, $5, $4, $3, $2 - 1, $1) + ($7 // 0);
+}
+
+{
+    my (@late, @delays);
+
+    for my $etag ($E1, map { change('AAPL') } 1 .. 5) {
+        my $got = wait_pump(sub {
+            !grep { !grep { ($_->{id} // '') eq ($etag // '?') }
+                          @{ $_->{events} } } @fan
+        }, 3);
+
+        for my $c (@fan) {
+            my ($e) = grep { ($_->{id} // '') eq ($etag // '?') }
+                      @{ $c->{events} };
+            my $mts = $e ? mts_of($e) : undef;
+
+            if (!$e || !defined $mts) {
+                push @late, "$c->{name}: " . ($e ? 'no time' : 'no event')
+                            . ' for ' . ($etag // 'no change');
+                next;
+            }
+
+            push @delays, $e->{at} - $mts;
+            push @late, sprintf('%s: %.0f ms for %s', $c->{name},
+                                ($e->{at} - $mts) * 1000, $etag)
+                if $e->{at} - $mts > $t->limit(0.2);
+        }
+    }
+
+    my @s = sort { $a <=> $b } @delays;
+
+    is(join('; ', @late), '', sprintf('6 refreshes, %d events on %d streams '
+       . 'in both workers: each within 200 ms of the refresh (longest '
+       . '%.0f ms)', scalar @delays, scalar @fan, ($s[-1] // 0) * 1000));
+}
+
 # 5. a refresh of every symbol: all the (filtered) newest records
 
 mark(live());
