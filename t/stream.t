@@ -791,10 +791,11 @@ is_deeply(data_of($old->{events}[0] // {}), $t->get_json('/api/StockPrice'),
 
 # 4b. a publish wakes the other worker: each event reaches every stream
 # in both workers at once, not when a worker next looks at the zone (once
-# a second).  Over 6 refreshes, the median delay from the refresh's start
-# (its measurementTimeStamp) to receipt is far below the half second that
-# a look once a second would give; every event arrives.  (How fast is the
-# bench's to say: this is not a timed target.)
+# a second, which would also merge refreshes that come faster into one
+# event).  Over 6 refreshes some 300 ms apart every stream has every
+# event, none later than half a second after the refresh's start (its
+# measurementTimeStamp; a few ms when woken, up to a second without).
+# How fast is the bench's to say: this is not a timed target.
 
 sub mts_of {
     my ($e) = @_;
@@ -809,7 +810,8 @@ sub mts_of {
 }
 
 {
-    my (@late, @delays);
+    my (@late, %delays);
+    my @pid = workers_of($t, $t->port(2), @fan);
 
     for my $etag ($E1, map { change('AAPL') } 1 .. 5) {
         my $got = wait_pump(sub {
@@ -817,7 +819,8 @@ sub mts_of {
                           @{ $_->{events} } } @fan
         }, 3);
 
-        for my $c (@fan) {
+        for my $i (0 .. $#fan) {
+            my $c = $fan[$i];
             my ($e) = grep { ($_->{id} // '') eq ($etag // '?') }
                       @{ $c->{events} };
             my $mts = $e ? mts_of($e) : undef;
@@ -828,19 +831,27 @@ sub mts_of {
                 next;
             }
 
-            push @delays, $e->{at} - $mts;
+            push @{ $delays{ $pid[$i] } }, $e->{at} - $mts;
         }
     }
 
-    my @s = sort { $a <=> $b } @delays;
-    my $median = @s ? $s[$#s / 2] : 9;
-
     is(join('; ', @late), '', sprintf('6 refreshes: each of the %d streams '
-       . 'in both workers has every event (%d)', scalar @fan,
-       scalar @delays));
-    ok($median < $t->limit(0.25), sprintf('a publish wakes both workers: '
-       . 'median delay from the refresh %.0f ms (longest %.0f ms), not a '
-       . 'look once a second', $median * 1000, ($s[-1] // 0) * 1000));
+       . 'in both workers has every event', scalar @fan));
+
+    # the worker that published hears it at once in any case: the other
+    # one is the test
+
+    is(scalar keys %delays, 2, 'the events were had in both workers');
+
+    # the publisher alternates: either worker may hear of a refresh
+    # through a wake-up or by itself
+
+    my @s = sort { $a <=> $b } map { @$_ } values %delays;
+
+    ok(@s && $s[-1] < $t->limit(0.5), sprintf('no event waited for a look '
+       . 'once a second: the longest from the refresh %.0f ms (median %.0f '
+       . 'ms) over %d events', ($s[-1] // 9) * 1000,
+       ($s[$#s / 2] // 9) * 1000, scalar @s));
 }
 
 # 5. a refresh of every symbol: all the (filtered) newest records
