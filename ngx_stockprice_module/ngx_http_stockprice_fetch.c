@@ -119,6 +119,8 @@ struct ngx_http_stockprice_fetch_s {
     u_char                          why[NGX_HTTP_STOCKPRICE_ERROR_LEN];
 
     struct timeval                  start;      /* measurement time */
+    ngx_http_stockprice_traffic_t   traffic;    /* this refresh's bytes,
+                                                   answers */
 
     /* after the prices bodies: the work on them, a slice per event */
     ngx_event_t                     slice;
@@ -365,6 +367,7 @@ ngx_http_stockprice_fetch_refresh_handler(ngx_event_t *ev)
                    &feed->shm_zone->shm.name);
 
     ngx_gettimeofday(&fetch->start);
+    ngx_memzero(&fetch->traffic, sizeof(ngx_http_stockprice_traffic_t));
 
     fetch->next = 0;
     fetch->ok = 0;
@@ -726,6 +729,7 @@ ngx_http_stockprice_fetch_write(char *ptr, size_t size, size_t nmemb,
 
     ngx_memcpy(req->buf + req->len, ptr, n);
     req->len += n;
+    req->fetch->traffic.response_bytes += n;
 
     /*
      * cJSON before the fix of CVE-2023-53154 may read one byte past
@@ -772,6 +776,8 @@ ngx_http_stockprice_fetch_curl_done(CURL *easy, CURLcode result)
     }
 
     fetch = req->fetch;
+
+    fetch->traffic.answers[ngx_http_stockprice_render_answer_class(status)]++;
 
     /*
      * seconds, or an HTTP date made seconds by curl; an hour at most; no
@@ -1561,8 +1567,10 @@ static void
 ngx_http_stockprice_fetch_finish(ngx_http_stockprice_fetch_t *fetch,
     ngx_str_t *error)
 {
+    int64_t                              us;
     ngx_uint_t                           skipped, replaced, nsymbols;
     ngx_msec_t                           delay;
+    struct timeval                       now;
     ngx_http_stockprice_parse_stats_t   *stats;
     ngx_http_stockprice_zone_outcome_t   outcome;
 
@@ -1582,6 +1590,14 @@ ngx_http_stockprice_fetch_finish(ngx_http_stockprice_fetch_t *fetch,
     outcome.skipped = skipped;
     outcome.replaced = replaced;
     outcome.retry_after = fetch->retry_after;
+
+    ngx_gettimeofday(&now);
+
+    us = ((int64_t) now.tv_sec - fetch->start.tv_sec) * 1000000
+         + (now.tv_usec - fetch->start.tv_usec);
+
+    outcome.duration_us = (us > 0) ? (uint64_t) us : 0;
+    outcome.traffic = &fetch->traffic;
 
     fetch->retry_after = 0;
 

@@ -40,6 +40,13 @@ static size_t ngx_http_stockprice_render_put_field(char *dst, size_t n,
     const char *name, uint64_t v);
 static size_t ngx_http_stockprice_render_put_time(char *dst, size_t n,
     int64_t ms);
+static size_t ngx_http_stockprice_render_put_seconds(char *dst, size_t n,
+    uint64_t us);
+static size_t ngx_http_stockprice_render_put_histogram(char *dst, size_t n,
+    const ngx_http_stockprice_status_t *st);
+static size_t ngx_http_stockprice_render_put_sample(char *dst, size_t n,
+    const ngx_http_stockprice_status_t *st, const char *name,
+    const char *label, uint64_t v);
 static size_t ngx_http_stockprice_render_put_label(char *dst, size_t n,
     const char *s, size_t len);
 
@@ -113,10 +120,32 @@ static const ngx_http_stockprice_metric_t
       "Unix time before which the upstream asked not to be called, 0 if "
       "none." },
     { "stockprice_zone_bytes_used", "gauge", "Zone bytes in use." },
-    { "stockprice_zone_bytes_total", "gauge", "Zone size in bytes." },
+    { "stockprice_zone_size_bytes", "gauge", "Zone size in bytes." },
     { "stockprice_zone_bytes_needed", "gauge",
       "Zone size the sizing rule asks for the symbols held." },
     { "stockprice_streams", "gauge", "Event streams open, all workers." }
+};
+
+
+/* the refresh duration histogram's upper bounds, ms and as Prometheus has them */
+
+static const uint32_t  ngx_http_stockprice_render_duration_le_ms[
+                           NGX_HTTP_STOCKPRICE_DURATION_BUCKETS] =
+{
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000
+};
+
+static const char  *ngx_http_stockprice_render_duration_le[
+                        NGX_HTTP_STOCKPRICE_DURATION_BUCKETS + 1] =
+{
+    "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5",
+    "10", "+Inf"
+};
+
+static const char  *ngx_http_stockprice_render_answer_names[
+                        NGX_HTTP_STOCKPRICE_ANSWER_CLASSES] =
+{
+    "1xx", "2xx", "3xx", "4xx", "5xx", "none"
 };
 
 
@@ -669,11 +698,47 @@ ngx_http_stockprice_render_error(char *dst, const char *msg, size_t len)
 }
 
 
+void
+ngx_http_stockprice_render_duration_add(ngx_http_stockprice_traffic_t *t,
+    uint64_t us)
+{
+    size_t  i;
+
+    for (i = 0; i < NGX_HTTP_STOCKPRICE_DURATION_BUCKETS; i++) {
+        if (us <= (uint64_t) ngx_http_stockprice_render_duration_le_ms[i]
+                  * 1000)
+        {
+            break;
+        }
+    }
+
+    t->duration_bucket[i]++;
+    t->duration_count++;
+    t->duration_sum_us += us;
+}
+
+
+unsigned
+ngx_http_stockprice_render_answer_class(long status)
+{
+    if (status >= 100 && status <= 599) {
+        return (unsigned) (status / 100 - 1);
+    }
+
+    return NGX_HTTP_STOCKPRICE_ANSWER_NONE;
+}
+
+
 size_t
 ngx_http_stockprice_render_status_json(char *dst,
     const ngx_http_stockprice_status_t *st)
 {
-    size_t  n;
+    size_t                                n, i;
+    uint64_t                              sum;
+    const char                           *name;
+    const ngx_http_stockprice_traffic_t  *t;
+
+    t = &st->traffic;
 
     n = ngx_http_stockprice_render_put(dst, 0, "{\"zone\":", 8);
     n += ngx_http_stockprice_render_put_str(dst, n, st->zone, st->zone_len);
@@ -729,7 +794,41 @@ ngx_http_stockprice_render_status_json(char *dst,
                                               st->zone_bytes_needed);
     n += ngx_http_stockprice_render_put_field(dst, n, "streams",
                                               st->streams);
-    n += ngx_http_stockprice_render_put(dst, n, "}", 1);
+    n += ngx_http_stockprice_render_put_field(dst, n, "upstreamResponseBytes",
+                                              t->response_bytes);
+
+    n += ngx_http_stockprice_render_put(dst, n, ",\"upstreamResponses\":{",
+                                        22);
+
+    for (i = 0; i < NGX_HTTP_STOCKPRICE_ANSWER_CLASSES; i++) {
+        name = ngx_http_stockprice_render_answer_names[i];
+
+        n += ngx_http_stockprice_render_put(dst, n, i ? ",\"" : "\"",
+                                            i ? 2 : 1);
+        n += ngx_http_stockprice_render_put(dst, n, name, strlen(name));
+        n += ngx_http_stockprice_render_put(dst, n, "\":", 2);
+        n += ngx_http_stockprice_render_put_u64(dst, n, t->answers[i]);
+    }
+
+    n += ngx_http_stockprice_render_put(dst, n, "},\"refreshDuration\":{", 21);
+    n += ngx_http_stockprice_render_put(dst, n, "\"count\":", 8);
+    n += ngx_http_stockprice_render_put_u64(dst, n, t->duration_count);
+    n += ngx_http_stockprice_render_put(dst, n, ",\"sum\":", 7);
+    n += ngx_http_stockprice_render_put_seconds(dst, n, t->duration_sum_us);
+    n += ngx_http_stockprice_render_put(dst, n, ",\"buckets\":{", 12);
+
+    for (i = 0, sum = 0; i <= NGX_HTTP_STOCKPRICE_DURATION_BUCKETS; i++) {
+        name = ngx_http_stockprice_render_duration_le[i];
+        sum += t->duration_bucket[i];
+
+        n += ngx_http_stockprice_render_put(dst, n, i ? ",\"" : "\"",
+                                            i ? 2 : 1);
+        n += ngx_http_stockprice_render_put(dst, n, name, strlen(name));
+        n += ngx_http_stockprice_render_put(dst, n, "\":", 2);
+        n += ngx_http_stockprice_render_put_u64(dst, n, sum);
+    }
+
+    n += ngx_http_stockprice_render_put(dst, n, "}}}", 3);
 
     return n;
 }
@@ -787,7 +886,135 @@ ngx_http_stockprice_render_status_prometheus(char *dst,
         n += ngx_http_stockprice_render_put(dst, n, "\n", 1);
     }
 
+    n += ngx_http_stockprice_render_put_histogram(dst, n, st);
+
     return n;
+}
+
+
+/*
+ * The refresh duration histogram, the upstream's bytes and its answers by
+ * status class
+ */
+
+static size_t
+ngx_http_stockprice_render_put_histogram(char *dst, size_t n,
+    const ngx_http_stockprice_status_t *st)
+{
+    size_t                                m, i;
+    uint64_t                              sum;
+    const ngx_http_stockprice_traffic_t  *t;
+
+    static const char  duration[] =
+        "# HELP stockprice_refresh_duration_seconds Refreshes by how long "
+        "they took, from the first upstream request to the end, failed "
+        "ones too.\n"
+        "# TYPE stockprice_refresh_duration_seconds histogram\n";
+
+    static const char  bytes[] =
+        "# HELP stockprice_upstream_response_bytes_total Bytes of the "
+        "upstream's response bodies.\n"
+        "# TYPE stockprice_upstream_response_bytes_total counter\n";
+
+    static const char  answers[] =
+        "# HELP stockprice_upstream_responses_total Upstream answers by "
+        "status class (none: no HTTP answer, e.g. a timeout).\n"
+        "# TYPE stockprice_upstream_responses_total counter\n";
+
+    t = &st->traffic;
+
+    m = ngx_http_stockprice_render_put(dst, n, duration,
+                                       sizeof(duration) - 1);
+
+    for (i = 0, sum = 0; i <= NGX_HTTP_STOCKPRICE_DURATION_BUCKETS; i++) {
+        sum += t->duration_bucket[i];
+        m += ngx_http_stockprice_render_put_sample(dst, n + m, st,
+                 "stockprice_refresh_duration_seconds_bucket{zone=\"",
+                 ngx_http_stockprice_render_duration_le[i], sum);
+    }
+
+    m += ngx_http_stockprice_render_put(dst, n + m,
+             "stockprice_refresh_duration_seconds_sum{zone=\"", 46);
+    m += ngx_http_stockprice_render_put_label(dst, n + m, st->zone,
+                                              st->zone_len);
+    m += ngx_http_stockprice_render_put(dst, n + m, "\"} ", 3);
+    m += ngx_http_stockprice_render_put_seconds(dst, n + m,
+                                                t->duration_sum_us);
+    m += ngx_http_stockprice_render_put(dst, n + m, "\n", 1);
+
+    m += ngx_http_stockprice_render_put_sample(dst, n + m, st,
+             "stockprice_refresh_duration_seconds_count{zone=\"", NULL,
+             t->duration_count);
+
+    m += ngx_http_stockprice_render_put(dst, n + m, bytes, sizeof(bytes) - 1);
+    m += ngx_http_stockprice_render_put_sample(dst, n + m, st,
+             "stockprice_upstream_response_bytes_total{zone=\"", NULL,
+             t->response_bytes);
+
+    m += ngx_http_stockprice_render_put(dst, n + m, answers,
+                                        sizeof(answers) - 1);
+
+    for (i = 0; i < NGX_HTTP_STOCKPRICE_ANSWER_CLASSES; i++) {
+        m += ngx_http_stockprice_render_put_sample(dst, n + m, st,
+                 "stockprice_upstream_responses_total{zone=\"",
+                 ngx_http_stockprice_render_answer_names[i], t->answers[i]);
+    }
+
+    return m;
+}
+
+
+/*
+ * "name{zone="" then the zone, then a label ("le" for the histogram's
+ * buckets, "status" for the answers) if any, and the value
+ */
+
+static size_t
+ngx_http_stockprice_render_put_sample(char *dst, size_t n,
+    const ngx_http_stockprice_status_t *st, const char *name,
+    const char *label, uint64_t v)
+{
+    size_t  m;
+
+    m = ngx_http_stockprice_render_put(dst, n, name, strlen(name));
+    m += ngx_http_stockprice_render_put_label(dst, n + m, st->zone,
+                                              st->zone_len);
+
+    if (label) {
+        if (strstr(name, "_bucket{")) {
+            m += ngx_http_stockprice_render_put(dst, n + m, "\",le=\"", 6);
+
+        } else {
+            m += ngx_http_stockprice_render_put(dst, n + m, "\",status=\"", 10);
+        }
+
+        m += ngx_http_stockprice_render_put(dst, n + m, label, strlen(label));
+    }
+
+    m += ngx_http_stockprice_render_put(dst, n + m, "\"} ", 3);
+    m += ngx_http_stockprice_render_put_u64(dst, n + m, v);
+    m += ngx_http_stockprice_render_put(dst, n + m, "\n", 1);
+
+    return m;
+}
+
+
+/* microseconds as seconds with six decimals */
+
+static size_t
+ngx_http_stockprice_render_put_seconds(char *dst, size_t n, uint64_t us)
+{
+    size_t  m;
+    char    frac[7];
+
+    m = ngx_http_stockprice_render_put_u64(dst, n, us / 1000000);
+
+    frac[0] = '.';
+    ngx_http_stockprice_render_digits(frac + 1, (long) (us % 1000000), 6);
+
+    m += ngx_http_stockprice_render_put(dst, n + m, frac, 7);
+
+    return m;
 }
 
 

@@ -31,6 +31,30 @@
 #define NGX_HTTP_STOCKPRICE_ISO_MAX    27
 
 
+/*
+ * What the refreshes cost and what the upstream answered, for the status:
+ * a histogram of refresh durations (the upper bounds of its buckets in
+ * ngx_http_stockprice_render_duration_le_ms[], in ms, then one beyond
+ * them; each bucket counts its own, not cumulative), the bytes of the
+ * upstream's response bodies, its answers by status class
+ */
+
+#define NGX_HTTP_STOCKPRICE_DURATION_BUCKETS  11
+#define NGX_HTTP_STOCKPRICE_ANSWER_NONE       5    /* no HTTP answer */
+#define NGX_HTTP_STOCKPRICE_ANSWER_CLASSES    6    /* 1xx .. 5xx, none */
+
+typedef struct {
+    uint64_t                        duration_count;
+    uint64_t                        duration_sum_us;
+    uint64_t                        duration_bucket[
+                                        NGX_HTTP_STOCKPRICE_DURATION_BUCKETS
+                                        + 1];
+    uint64_t                        response_bytes;
+    uint64_t                        answers[
+                                        NGX_HTTP_STOCKPRICE_ANSWER_CLASSES];
+} ngx_http_stockprice_traffic_t;
+
+
 typedef struct {
     const char                     *zone;
     size_t                          zone_len;
@@ -53,7 +77,14 @@ typedef struct {
     uint64_t                        zone_bytes_total;
     uint64_t                        zone_bytes_needed;  /* by the rule */
     uint64_t                        streams;    /* open, all workers */
+    ngx_http_stockprice_traffic_t   traffic;
 } ngx_http_stockprice_status_t;
+
+
+/* a refresh of "us" microseconds into the histogram; a status class */
+void ngx_http_stockprice_render_duration_add(
+    ngx_http_stockprice_traffic_t *t, uint64_t us);
+unsigned ngx_http_stockprice_render_answer_class(long status);
 
 
 /*

@@ -417,6 +417,17 @@ ngx_http_stockprice_zone_refresh_done(ngx_http_stockprice_ctx_t *ctx,
     sh->skipped += outcome->skipped;
     sh->replaced += outcome->replaced;
 
+    ngx_http_stockprice_render_duration_add(&sh->traffic,
+                                            outcome->duration_us);
+
+    if (outcome->traffic) {
+        sh->traffic.response_bytes += outcome->traffic->response_bytes;
+
+        for (n = 0; n < NGX_HTTP_STOCKPRICE_ANSWER_CLASSES; n++) {
+            sh->traffic.answers[n] += outcome->traffic->answers[n];
+        }
+    }
+
     if (error == NULL) {
         sh->refreshes++;
         sh->partial += outcome->partial ? 1 : 0;
@@ -1396,6 +1407,7 @@ ngx_http_stockprice_zone_status(ngx_http_stockprice_ctx_t *ctx,
     st->skipped = sh->skipped;
     st->replaced_times = sh->replaced;
     st->last_success_ms = sh->refreshes ? sh->last_success_ms : -1;
+    st->traffic = sh->traffic;
 
     if (sh->failures) {
         st->last_error_len = ngx_min(sh->last_error_len,

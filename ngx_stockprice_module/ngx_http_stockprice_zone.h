@@ -122,6 +122,7 @@ typedef struct {
     uint64_t                        skipped;
     uint64_t                        replaced;   /* value times not valid */
     int64_t                         last_success_ms;
+    ngx_http_stockprice_traffic_t   traffic;    /* durations, answers */
     size_t                          last_error_len;
     u_char                          last_error[NGX_HTTP_STOCKPRICE_ERROR_LEN];
 
@@ -179,6 +180,8 @@ typedef struct {
     ngx_uint_t                      skipped;    /* records */
     ngx_uint_t                      replaced;   /* value times */
     ngx_msec_t                      retry_after;  /* 0: none asked for */
+    uint64_t                        duration_us;
+    ngx_http_stockprice_traffic_t  *traffic;    /* bytes, answers */
 } ngx_http_stockprice_zone_outcome_t;
 
 

@@ -911,6 +911,17 @@ status_init(ngx_http_stockprice_status_t *st)
     st->zone_bytes_needed = 43030;
     st->streams = 1001;
     st->rate_limited_ms = -1;
+
+    /* 3 ms, 7 ms, 7 ms, 12 s; 9 answers 2xx, one 503, two without one */
+
+    ngx_http_stockprice_render_duration_add(&st->traffic, 3000);
+    ngx_http_stockprice_render_duration_add(&st->traffic, 7000);
+    ngx_http_stockprice_render_duration_add(&st->traffic, 7000);
+    ngx_http_stockprice_render_duration_add(&st->traffic, 12000000);
+    st->traffic.response_bytes = 123456;
+    st->traffic.answers[1] = 9;
+    st->traffic.answers[4] = 1;
+    st->traffic.answers[NGX_HTTP_STOCKPRICE_ANSWER_NONE] = 2;
 }
 
 
@@ -942,7 +953,7 @@ static void
 test_status_json(void **state)
 {
     char                          *s;
-    cJSON                         *json;
+    cJSON                         *json, *v;
     ngx_http_stockprice_status_t   st;
 
     (void) state;
@@ -978,7 +989,30 @@ test_status_json(void **state)
     assert_true(number(json, "replacedValueTimes") == 6);
     assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(
                                  json, "rateLimitedUntil")));
-    assert_int_equal(cJSON_GetArraySize(json), 19);
+    assert_true(number(json, "upstreamResponseBytes") == 123456);
+
+    v = cJSON_GetObjectItemCaseSensitive(json, "upstreamResponses");
+    assert_true(cJSON_IsObject(v));
+    assert_int_equal(cJSON_GetArraySize(v), 6);
+    assert_true(number(v, "1xx") == 0);
+    assert_true(number(v, "2xx") == 9);
+    assert_true(number(v, "5xx") == 1);
+    assert_true(number(v, "none") == 2);
+
+    v = cJSON_GetObjectItemCaseSensitive(json, "refreshDuration");
+    assert_true(cJSON_IsObject(v));
+    assert_true(number(v, "count") == 4);
+    assert_true(number(v, "sum") == 12.017);
+
+    v = cJSON_GetObjectItemCaseSensitive(v, "buckets");
+    assert_true(cJSON_IsObject(v));
+    assert_int_equal(cJSON_GetArraySize(v), 12);
+    assert_true(number(v, "0.005") == 1);       /* cumulative */
+    assert_true(number(v, "0.01") == 3);
+    assert_true(number(v, "10") == 3);
+    assert_true(number(v, "+Inf") == 4);
+
+    assert_int_equal(cJSON_GetArraySize(json), 22);
 
     cJSON_Delete(json);
     free(s);
@@ -1044,7 +1078,7 @@ static const char  *metric_names[] = {
     "stockprice_authenticated",
     "stockprice_rate_limited_until_timestamp_seconds",
     "stockprice_zone_bytes_used",
-    "stockprice_zone_bytes_total",
+    "stockprice_zone_size_bytes",
     "stockprice_zone_bytes_needed",
     "stockprice_streams",
 };
@@ -1088,12 +1122,35 @@ test_status_prometheus(void **state)
                               "{zone=\"a\\\\b\\\"c\\nd\"} 1\n"));
     assert_non_null(strstr(s, "\nstockprice_last_success_timestamp_seconds"
                               "{zone=\"a\\\\b\\\"c\\nd\"} 1714560816\n"));
-    assert_non_null(strstr(s, "\nstockprice_zone_bytes_total"
+    assert_non_null(strstr(s, "\nstockprice_zone_size_bytes"
                               "{zone=\"a\\\\b\\\"c\\nd\"} 1048576\n"));
     assert_non_null(strstr(s, "\nstockprice_zone_bytes_needed"
                               "{zone=\"a\\\\b\\\"c\\nd\"} 43030\n"));
     assert_non_null(strstr(s, "\nstockprice_streams"
                               "{zone=\"a\\\\b\\\"c\\nd\"} 1001\n"));
+
+    /* the histogram (cumulative, +Inf the count), bytes, answers */
+
+    assert_non_null(strstr(s, "# TYPE stockprice_refresh_duration_seconds "
+                              "histogram\n"));
+    assert_non_null(strstr(s, "\nstockprice_refresh_duration_seconds_bucket"
+                              "{zone=\"a\\\\b\\\"c\\nd\",le=\"0.005\"} 1\n"));
+    assert_non_null(strstr(s, "\nstockprice_refresh_duration_seconds_bucket"
+                              "{zone=\"a\\\\b\\\"c\\nd\",le=\"0.01\"} 3\n"));
+    assert_non_null(strstr(s, "\nstockprice_refresh_duration_seconds_bucket"
+                              "{zone=\"a\\\\b\\\"c\\nd\",le=\"10\"} 3\n"));
+    assert_non_null(strstr(s, "\nstockprice_refresh_duration_seconds_bucket"
+                              "{zone=\"a\\\\b\\\"c\\nd\",le=\"+Inf\"} 4\n"));
+    assert_non_null(strstr(s, "\nstockprice_refresh_duration_seconds_sum"
+                              "{zone=\"a\\\\b\\\"c\\nd\"} 12.017000\n"));
+    assert_non_null(strstr(s, "\nstockprice_refresh_duration_seconds_count"
+                              "{zone=\"a\\\\b\\\"c\\nd\"} 4\n"));
+    assert_non_null(strstr(s, "\nstockprice_upstream_response_bytes_total"
+                              "{zone=\"a\\\\b\\\"c\\nd\"} 123456\n"));
+    assert_non_null(strstr(s, "\nstockprice_upstream_responses_total"
+                              "{zone=\"a\\\\b\\\"c\\nd\",status=\"2xx\"} 9\n"));
+    assert_non_null(strstr(s, "\nstockprice_upstream_responses_total"
+                              "{zone=\"a\\\\b\\\"c\\nd\",status=\"none\"} 2\n"));
 
     /* every sample line: a name, the zone label, a value */
 
@@ -1108,12 +1165,13 @@ test_status_prometheus(void **state)
         }
 
         samples++;
-        assert_non_null(strstr(line, "{zone=\"a\\\\b\\\"c\\nd\"} "));
+        assert_non_null(strstr(line, "{zone=\"a\\\\b\\\"c\\nd\""));
         assert_true(strstr(line, "{zone=") < next);
         assert_true(next[-1] >= '0' && next[-1] <= '9');
     }
 
-    assert_int_equal(samples, 17);
+    /* 17, the histogram's 12 buckets, sum and count, bytes, 6 classes */
+    assert_int_equal(samples, 17 + 12 + 2 + 1 + 6);
 
     free(s);
 }
@@ -1147,6 +1205,44 @@ test_status_prometheus_never(void **state)
 }
 
 
+static void
+test_duration_buckets(void **state)
+{
+    ngx_http_stockprice_traffic_t  t;
+
+    (void) state;
+
+    memset(&t, 0, sizeof(t));
+
+    /* a bucket holds up to its bound, inclusive */
+
+    ngx_http_stockprice_render_duration_add(&t, 0);
+    ngx_http_stockprice_render_duration_add(&t, 5000);
+    ngx_http_stockprice_render_duration_add(&t, 5001);
+    ngx_http_stockprice_render_duration_add(&t, 10000000);
+    ngx_http_stockprice_render_duration_add(&t, 10000001);
+
+    assert_int_equal(t.duration_bucket[0], 2);
+    assert_int_equal(t.duration_bucket[1], 1);
+    assert_int_equal(t.duration_bucket[NGX_HTTP_STOCKPRICE_DURATION_BUCKETS
+                                       - 1], 1);
+    assert_int_equal(t.duration_bucket[NGX_HTTP_STOCKPRICE_DURATION_BUCKETS],
+                     1);
+    assert_int_equal(t.duration_count, 5);
+    assert_int_equal(t.duration_sum_us, 20010002);
+
+    assert_int_equal(ngx_http_stockprice_render_answer_class(100), 0);
+    assert_int_equal(ngx_http_stockprice_render_answer_class(200), 1);
+    assert_int_equal(ngx_http_stockprice_render_answer_class(304), 2);
+    assert_int_equal(ngx_http_stockprice_render_answer_class(429), 3);
+    assert_int_equal(ngx_http_stockprice_render_answer_class(599), 4);
+    assert_int_equal(ngx_http_stockprice_render_answer_class(0),
+                     NGX_HTTP_STOCKPRICE_ANSWER_NONE);
+    assert_int_equal(ngx_http_stockprice_render_answer_class(600),
+                     NGX_HTTP_STOCKPRICE_ANSWER_NONE);
+}
+
+
 int
 main(void)
 {
@@ -1173,6 +1269,7 @@ main(void)
         cmocka_unit_test(test_status_json_nulls),
         cmocka_unit_test(test_status_prometheus),
         cmocka_unit_test(test_status_prometheus_never),
+        cmocka_unit_test(test_duration_buckets),
     };
 
     return cmocka_run_group_tests_name("render", tests, NULL, NULL);
