@@ -44,7 +44,7 @@ http {
     stockprice_poll http://127.0.0.1:%%PORT_1%%/prices zone=stocks:1m
                     interval=100ms timeout=1s;
 
-    stockprice_poll http://127.0.0.1:1/prices zone=odd"zone\name:64k
+    stockprice_poll http://127.0.0.1:1/prices zone=odd"zone\\name:64k
                     interval=1h timeout=1s;
 
     server {
@@ -52,7 +52,7 @@ http {
 
         location /api/StockPrice { stockprice stocks; }
         location = /status { stockprice_status stocks; }
-        location = /status/odd { stockprice_status odd"zone\name; }
+        location = /status/odd { stockprice_status odd"zone\\name; }
     }
 }
 EOF
@@ -167,7 +167,12 @@ ok($pass, 'promtool check metrics: after failures') or diag $out;
 
 # 3. a zone that never refreshed, its name escaped in labels
 
-($pass, $out) = promtool(prom('/status/odd'));
+my $odd_text = prom('/status/odd');
+
+like($odd_text, qr/^stockprice_refreshes_total\{zone="odd\\"zone\\\\name"\} 0$/m,
+     'a zone name with " and \\: escaped in the label');
+
+($pass, $out) = promtool($odd_text);
 ok($pass, 'promtool check metrics: a zone never refreshed, a name to '
    . 'escape') or diag $out;
 
