@@ -27,7 +27,7 @@ NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 PACKAGES="nginx nginx-dev libcurl4-openssl-dev libcjson-dev libcmocka-dev
           gcc make clang perl libtest-simple-perl libhttp-tiny-perl
           libpcre2-dev libssl-dev zlib1g-dev valgrind wrk openssl
-          ca-certificates zstd"
+          ca-certificates zstd prometheus"
 
 # only for ./build.sh bench: nchan, the event-stream fan-out's comparison
 # (installing it enables it for the system's nginx too; the bench runs its
@@ -114,6 +114,26 @@ build_module() {
 }
 
 
+# the npm tools of tools/package.json (the OpenAPI linter, Swagger UI,
+# playwright-core), as its lock file pins them, into tools/node_modules
+
+install_tools() {
+    local lock="$ROOT/tools/package-lock.json"
+    local have="$ROOT/tools/node_modules/.package-lock.json"
+
+    if [ -f "$have" ] && [ ! "$lock" -nt "$have" ]; then
+        return 0
+    fi
+
+    # the machine's Node.js if it has one (these come with npm), Debian's
+    # otherwise
+    command -v npm >/dev/null 2>&1 || install_packages nodejs npm
+
+    log "installing the npm tools (tools/package.json)"
+    (cd "$ROOT/tools" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
+
 run_demo() {
     local prefix="$BUILD/demo"
 
@@ -144,6 +164,7 @@ run_tests() {
     run_fuzz || failed=1
 
     echo "== integration tests (t/, prove)"
+    install_tools
     open_files
     (cd "$ROOT" && STOCKPRICE_MODULE="$MODULE" NGINX_BIN="$NGINX_BIN" \
         prove -I t/lib t/) || failed=1
