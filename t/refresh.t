@@ -128,8 +128,9 @@ like($r->{headers}{'content-type'} // '', qr{^text/plain},
 
 my @samples = grep { !/^#/ && length } split /\n/, $r->{content};
 ok(@samples >= 8, 'prometheus: samples');
-is((grep { !/^stockprice_\w+\{zone="stocks"\} -?[0-9.eE+]+$/ } @samples),
-   0, 'prometheus: every sample is stockprice_*{zone="stocks"} value');
+is((grep { !/^stockprice_\w+\{zone="stocks"(?:,[a-z]+="[^"]*")*\}
+                   \ -?[0-9.eE+]+$/x } @samples),
+   0, 'prometheus: every sample is stockprice_*{zone="stocks",...} value');
 like($r->{content}, qr/^stockprice_\w*refreshes\w*\{zone="stocks"\} [1-9]/m,
      'prometheus: refreshes counted');
 
