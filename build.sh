@@ -5,8 +5,13 @@
 # ./build.sh run     build if needed, run nginx in the foreground with
 #                    demo/nginx.conf
 # ./build.sh test    build if needed, run the unit tests (tests/), the
-#                    parser's fuzzer for FUZZ_TIME seconds (default 30) and
-#                    the integration tests (t/)
+#                    parser's fuzzer for FUZZ_TIME seconds (default 30),
+#                    build the Debian package (as ./build.sh deb) and run
+#                    the integration tests (t/; t/deb.t installs the
+#                    package into the system's nginx, then purges it)
+# ./build.sh deb     build/libnginx-mod-http-stockprice_<version>_<arch>.deb
+#                    from debian/ as Debian builds its libnginx-mod-*
+#                    packages (dh-sequence-nginx), checked by lintian
 # ./build.sh bench   build if needed, install BENCH_PACKAGES if missing (nchan,
 #                    for the event-stream fan-out), raise the open files
 #                    limit, run bench/bench.pl: the module side by side with
@@ -142,6 +147,7 @@ run_demo() {
 
     sed -e "s|%%MODULE%%|$MODULE|g" \
         -e "s|%%DEMO%%|$ROOT/demo|g" \
+        -e "s|%%ROOT%%|$ROOT|g" \
         -e "s|%%PREFIX%%|$prefix|g" \
         "$ROOT/demo/nginx.conf" >"$prefix/nginx.conf"
 
@@ -163,6 +169,10 @@ run_tests() {
     echo "== fuzzing the upstream parser (tests/fuzz_parse.c, libFuzzer)"
     run_fuzz || failed=1
 
+    # t/deb.t installs it into the machine's nginx and purges it again
+    echo "== the Debian package (./build.sh deb)"
+    (build_deb) || failed=1
+
     echo "== integration tests (t/, prove)"
     install_tools
     open_files
@@ -172,6 +182,89 @@ run_tests() {
     return $failed
 }
 
+
+# ./build.sh deb: the Debian package of the module from debian/.
+#
+# The working tree (git's tracked and untracked-but-not-ignored files, so
+# build/, tools/node_modules and objects stay out) is copied into a
+# temporary directory; the orig tarball is made from that copy without
+# debian/ (source format 3.0 (quilt)); dpkg-buildpackage builds the source
+# and binary packages there, as Debian's libnginx-mod-* packages are built
+# (dh-sequence-nginx: the module's config run against /usr/share/nginx/src,
+# "make modules", the .so load-tested with nginx -t); lintian checks both
+# and fails the build on an error.  Everything the build made is in
+# build/deb/, its log in build/deb/build.log, lintian's in
+# build/deb/lintian.log, and the .deb is copied to build/.
+
+build_deb() {
+    install_packages nginx nginx-dev build-essential debhelper dpkg-dev \
+        fakeroot lintian libcurl4-openssl-dev libcjson-dev libssl-dev \
+        zlib1g-dev
+
+    local pkg version upstream arch tmp src out header
+    pkg=$(dpkg-parsechangelog -l "$ROOT/debian/changelog" -S Source)
+    version=$(dpkg-parsechangelog -l "$ROOT/debian/changelog" -S Version)
+    upstream=${version%-*}
+    arch=$(dpkg --print-architecture)
+    out="$BUILD/deb"
+
+    # the changelog's upstream version is the module's own
+    header=$(sed -n 's/^#define NGX_HTTP_STOCKPRICE_VERSION *"\(.*\)"/\1/p' \
+        "$ROOT/ngx_stockprice_module/ngx_http_stockprice_module.h")
+    if [ "$header" != "$upstream" ]; then
+        log "debian/changelog says $upstream, the module says $header:" \
+            "add a changelog entry (dch -v $header-1)"
+        exit 1
+    fi
+
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/stockprice-deb.XXXXXX")
+    src="$tmp/$pkg-$upstream"
+    mkdir -p "$src"
+
+    if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard \
+            | while IFS= read -r -d '' f; do
+                  # a file deleted in the work tree but not in the index
+                  if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
+              done \
+            | tar --null -T - -cf -) | tar -xf - -C "$src"
+    else
+        tar -C "$ROOT" --exclude=./build --exclude=./tools/node_modules \
+            --exclude=./tests/build --exclude='*.o' --exclude='*.so' \
+            --exclude=./.git -cf - . | tar -xf - -C "$src"
+    fi
+
+    tar -C "$tmp" --exclude="$pkg-$upstream/debian" --sort=name \
+        --owner=0 --group=0 --numeric-owner \
+        -czf "$tmp/${pkg}_$upstream.orig.tar.gz" "$pkg-$upstream"
+
+    log "building ${pkg}_${version}_$arch.deb in $tmp"
+    if ! (cd "$src" && dpkg-buildpackage -us -uc) >"$tmp/build.log" 2>&1
+    then
+        tail -40 "$tmp/build.log" >&2
+        log "dpkg-buildpackage failed: $tmp/build.log (kept)"
+        exit 1
+    fi
+
+    rm -rf "$out" "$BUILD/${pkg}"_*.deb
+    mkdir -p "$out"
+    find "$tmp" -maxdepth 1 -type f -exec mv -t "$out" {} +
+    rm -rf "$tmp"
+
+    log "lintian"
+    local rc=0
+    lintian --fail-on error --display-info \
+        "$out/${pkg}_${version}_$arch.changes" >"$out/lintian.log" 2>&1 \
+        || rc=$?
+    cat "$out/lintian.log" >&2
+    if [ $rc -ne 0 ]; then
+        log "lintian failed (exit $rc): $out/lintian.log"
+        exit 1
+    fi
+
+    install -m 644 "$out/${pkg}_${version}_$arch.deb" "$BUILD/"
+    log "built $BUILD/${pkg}_${version}_$arch.deb"
+}
 
 # libFuzzer for a bounded time from the committed corpus; its chatter goes
 # to build/fuzz.log, one line of outcome to the output
@@ -236,6 +329,7 @@ case "${1:-build}" in
     build)  build_module ;;
     run)    run_demo ;;
     test)   run_tests ;;
+    deb)    build_deb ;;
     bench)  build_module
             # shellcheck disable=SC2086
             install_packages $BENCH_PACKAGES
@@ -243,6 +337,6 @@ case "${1:-build}" in
             STOCKPRICE_MODULE="$MODULE" NGINX_BIN="$NGINX_BIN" \
                 perl "$ROOT/bench/bench.pl" ;;
     valgrind) run_valgrind "$@" ;;
-    *)      echo "usage: $0 [build|run|test|bench|valgrind [t/FILE.t ...]]" >&2
+    *)      echo "usage: $0 [build|run|test|deb|bench|valgrind [t/FILE.t ...]]" >&2
             exit 2 ;;
 esac
