@@ -82,6 +82,8 @@ typedef struct {
     ngx_uint_t                      part;       /* of feed->parts */
     ngx_uint_t                      token;      /* fetch->token_gen, sent */
     unsigned                        too_large:1;
+    unsigned                        conditional:1;  /* validators sent */
+    ngx_http_stockprice_validator_t  answer;    /* its answer's */
 
     u_char                         *buf;        /* response body */
     size_t                          len;
@@ -110,6 +112,9 @@ struct ngx_http_stockprice_fetch_s {
     ngx_uint_t                     *redo;       /* after the re-auth */
     ngx_uint_t                      nredo;
     ngx_uint_t                      token_gen;  /* tokens obtained */
+    ngx_uint_t                      not_modified;  /* 304s */
+    uint32_t                        fresh;      /* parts applied (bits) */
+    ngx_http_stockprice_validator_t  *validators;  /* their answers' */
     unsigned                        auth:1;     /* to authenticate */
     unsigned                        authing:1;
     unsigned                        retried:1;  /* re-auth for a 401 */
@@ -239,7 +244,13 @@ ngx_http_stockprice_fetch_init(ngx_cycle_t *cycle,
                                   * sizeof(ngx_http_stockprice_fetch_req_t));
         fetch->redo = ngx_pcalloc(cycle->pool,
                                   fetch->nreqs * sizeof(ngx_uint_t));
-        if (fetch->reqs == NULL || fetch->redo == NULL) {
+        fetch->validators = ngx_pcalloc(cycle->pool,
+                                ngx_min(feeds[i]->nparts,
+                                        NGX_HTTP_STOCKPRICE_VALIDATORS)
+                                * sizeof(ngx_http_stockprice_validator_t));
+        if (fetch->reqs == NULL || fetch->redo == NULL
+            || fetch->validators == NULL)
+        {
             return NGX_ERROR;
         }
 
@@ -372,6 +383,8 @@ ngx_http_stockprice_fetch_refresh_handler(ngx_event_t *ev)
     fetch->next = 0;
     fetch->ok = 0;
     fetch->failed = 0;
+    fetch->not_modified = 0;
+    fetch->fresh = 0;
     fetch->nredo = 0;
     fetch->retried = 0;
     fetch->held = 0;
@@ -537,6 +550,8 @@ ngx_http_stockprice_fetch_request(ngx_http_stockprice_fetch_t *fetch,
     req->token = fetch->token_gen;
     req->len = 0;
     req->too_large = 0;
+    req->conditional = 0;
+    req->answer.key = 0;
     req->error[0] = '\0';
 
     easy = curl_easy_init();
@@ -581,6 +596,8 @@ ngx_http_stockprice_fetch_setopt(ngx_http_stockprice_fetch_t *fetch,
     ngx_http_stockprice_feed_t  *feed;
     u_char                       auth[sizeof("Authorization: Bearer ")
                                       + NGX_HTTP_STOCKPRICE_TOKEN_MAX];
+    u_char                       cond[NGX_HTTP_STOCKPRICE_VALIDATOR_LINE];
+    ngx_http_stockprice_validator_t  v;
 
     feed = fetch->feed;
     easy = req->easy;
@@ -633,6 +650,15 @@ ngx_http_stockprice_fetch_setopt(ngx_http_stockprice_fetch_t *fetch,
 
         for (i = 0; h && feed->headers && i < feed->headers->nelts; i++) {
             h = curl_slist_append(headers, (char *) line[i].data);
+        }
+
+        /* the records the zone holds of this request: only if changed */
+
+        ngx_http_stockprice_zone_validator(fetch->ctx, req->part, &v);
+
+        if (h && ngx_http_stockprice_validator_line(&v, cond)) {
+            h = curl_slist_append(headers, (char *) cond);
+            req->conditional = 1;
         }
 
         curl_easy_setopt(easy, CURLOPT_URL, feed->parts[req->part].url.data);
@@ -794,6 +820,15 @@ ngx_http_stockprice_fetch_curl_done(CURL *easy, CURLcode result)
                                          NGX_HTTP_STOCKPRICE_RETRY_AFTER_MAX)
                                      * 1000);
         fetch->held = 1;
+    }
+
+    /* what the answer's records are, to ask with next time */
+
+    if (req->step == NGX_HTTP_STOCKPRICE_PRICES && result == CURLE_OK
+        && status >= 200 && status <= 299)
+    {
+        ngx_http_stockprice_validator_get(&req->answer, easy,
+                                          fetch->feed->parts[req->part].key);
     }
 
     ngx_http_stockprice_fetch_release(req);
@@ -964,6 +999,14 @@ ngx_http_stockprice_fetch_prices_done(ngx_http_stockprice_fetch_t *fetch,
         }
 
         fetch->redo[fetch->nredo++] = req->part;
+        return;
+    }
+
+    /* unchanged since the answer the zone holds: a part done, nothing new */
+
+    if (status == 304 && req->conditional) {
+        fetch->ok++;
+        fetch->not_modified++;
         return;
     }
 
@@ -1164,13 +1207,15 @@ ngx_http_stockprice_fetch_parsed(ngx_http_stockprice_fetch_t *fetch, int rc)
 {
     size_t                              kept, skipped;
     ngx_str_t                          *records;
+    ngx_http_stockprice_fetch_req_t    *req;
     ngx_http_stockprice_parse_stats_t  *st, *mark;
 
     st = &fetch->parser.stats;
     mark = &fetch->parser.mark_stats;
     records = &fetch->feed->records;
+    req = fetch->body;
 
-    fetch->body->state = NGX_HTTP_STOCKPRICE_REQ_FREE;
+    req->state = NGX_HTTP_STOCKPRICE_REQ_FREE;
     fetch->body = NULL;
     fetch->stage = NGX_HTTP_STOCKPRICE_IDLE;
 
@@ -1180,6 +1225,14 @@ ngx_http_stockprice_fetch_parsed(ngx_http_stockprice_fetch_t *fetch, int rc)
 
     if (rc == NGX_HTTP_STOCKPRICE_PARSE_OK && (kept || skipped == 0)) {
         fetch->ok++;
+
+        /* once applied, asked for with what this answer said */
+
+        if (req->part < NGX_HTTP_STOCKPRICE_VALIDATORS) {
+            fetch->validators[req->part] = req->answer;
+            fetch->fresh |= (uint32_t) 1 << req->part;
+        }
+
         return;
     }
 
@@ -1258,6 +1311,15 @@ ngx_http_stockprice_fetch_complete(ngx_http_stockprice_fetch_t *fetch)
         }
 
         ngx_http_stockprice_fetch_finish(fetch, &error);
+        return;
+    }
+
+    /* every part applied answered 304: the zone's records stand */
+
+    if (!fetch->parsing) {
+        ngx_memzero(&fetch->parser.stats,
+                    sizeof(ngx_http_stockprice_parse_stats_t));
+        ngx_http_stockprice_fetch_finish(fetch, NULL);
         return;
     }
 
@@ -1598,6 +1660,8 @@ ngx_http_stockprice_fetch_finish(ngx_http_stockprice_fetch_t *fetch,
 
     outcome.duration_us = (us > 0) ? (uint64_t) us : 0;
     outcome.traffic = &fetch->traffic;
+    outcome.fresh = error ? 0 : fetch->fresh;
+    outcome.validators = fetch->validators;
 
     fetch->retry_after = 0;
 

@@ -117,6 +117,8 @@ static char *ngx_http_stockprice_poll_auth_body(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p);
 static char *ngx_http_stockprice_poll_oauth2(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *id, ngx_str_t *secret);
+static void ngx_http_stockprice_poll_keys(ngx_conf_t *cf,
+    ngx_http_stockprice_feed_t *feed);
 static void ngx_http_stockprice_poll_hashes(ngx_http_stockprice_feed_t *feed,
     ngx_str_t *url);
 static char *ngx_http_stockprice(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -963,6 +965,7 @@ ngx_http_stockprice_poll_feed(ngx_conf_t *cf,
     }
 
     ngx_http_stockprice_poll_hashes(feed, &p->url);
+    ngx_http_stockprice_poll_keys(cf, feed);
 
     shm_zone = ngx_shared_memory_add(cf, &p->zone, p->size,
                                      &ngx_http_stockprice_module);
@@ -1146,6 +1149,58 @@ ngx_http_stockprice_poll_oauth2(ngx_conf_t *cf, ngx_http_stockprice_poll_t *p,
     ngx_explicit_memzero(plain.data, plain.len);
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * Whose validators a request's are (CONTRACT 8): its URL, the headers sent
+ * and how the answer is read (every parameter but interval= and timeout=,
+ * which change neither), so that a reload changing any of them asks anew
+ * rather than keep records read another way
+ */
+
+static void
+ngx_http_stockprice_poll_keys(ngx_conf_t *cf, ngx_http_stockprice_feed_t *feed)
+{
+    u_char      hash[16];
+    ngx_str_t  *value, *line;
+    ngx_md5_t   md5, part;
+    ngx_uint_t  i;
+
+    value = cf->args->elts;
+    line = feed->headers ? feed->headers->elts : NULL;
+
+    ngx_md5_init(&md5);
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        if (ngx_strncmp(value[i].data, "interval=", 9) == 0
+            || ngx_strncmp(value[i].data, "timeout=", 8) == 0)
+        {
+            continue;
+        }
+
+        ngx_md5_update(&md5, value[i].data, value[i].len);
+        ngx_md5_update(&md5, "", 1);
+    }
+
+    /* with the secrets' values, which the parameters name only */
+
+    for (i = 0; feed->headers && i < feed->headers->nelts; i++) {
+        ngx_md5_update(&md5, line[i].data, line[i].len);
+        ngx_md5_update(&md5, "", 1);
+    }
+
+    for (i = 0; i < feed->nparts; i++) {
+        part = md5;
+        ngx_md5_update(&part, feed->parts[i].url.data, feed->parts[i].url.len);
+        ngx_md5_final(hash, &part);
+
+        ngx_memcpy(&feed->parts[i].key, hash, sizeof(uint64_t));
+
+        if (feed->parts[i].key == 0) {
+            feed->parts[i].key = 1;
+        }
+    }
 }
 
 

@@ -45,6 +45,7 @@ typedef struct {
 typedef struct {
     ngx_str_t                       url;        /* NUL-terminated */
     ngx_str_t                       symbol;     /* $symbol's; else empty */
+    uint64_t                        key;        /* its validators' */
 } ngx_http_stockprice_part_t;
 
 

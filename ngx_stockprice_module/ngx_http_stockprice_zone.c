@@ -431,6 +431,18 @@ ngx_http_stockprice_zone_refresh_done(ngx_http_stockprice_ctx_t *ctx,
     if (error == NULL) {
         sh->refreshes++;
         sh->partial += outcome->partial ? 1 : 0;
+
+        /*
+         * the answers applied: their validators (none, if they had none);
+         * the requests that failed or answered 304 keep theirs
+         */
+
+        for (n = 0; n < NGX_HTTP_STOCKPRICE_VALIDATORS; n++) {
+            if (outcome->fresh & ((uint32_t) 1 << n)) {
+                sh->validators[n] = outcome->validators[n];
+            }
+        }
+
         sh->consecutive_failures = 0;
         sh->last_success_ms = (int64_t) tp->sec * 1000 + tp->msec;
 
@@ -475,6 +487,36 @@ ngx_http_stockprice_zone_refresh_done(ngx_http_stockprice_ctx_t *ctx,
     *delay = wait;
 
     return NGX_OK;
+}
+
+
+/*
+ * The validators of the answer the zone's records of request "part" came
+ * from, if they were kept for this request (a reload that changed it
+ * made them another's): v->key 0 otherwise
+ */
+
+void
+ngx_http_stockprice_zone_validator(ngx_http_stockprice_ctx_t *ctx,
+    ngx_uint_t part, ngx_http_stockprice_validator_t *v)
+{
+    ngx_http_stockprice_sh_t  *sh;
+
+    v->key = 0;
+
+    if (part >= NGX_HTTP_STOCKPRICE_VALIDATORS) {
+        return;
+    }
+
+    sh = ctx->sh;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    if (sh->validators[part].key == ctx->feed->parts[part].key) {
+        *v = sh->validators[part];
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
 }
 
 

@@ -15,6 +15,7 @@
 #include <ngx_http_stockprice_parse.h>
 #include <ngx_http_stockprice_render.h>
 #include <ngx_http_stockprice_gzip.h>
+#include <ngx_http_stockprice_validator.h>
 #include <ngx_http_stockprice_module.h>
 
 
@@ -129,6 +130,10 @@ typedef struct {
     ngx_http_stockprice_stream_slot_t  streams[
                                         NGX_HTTP_STOCKPRICE_STREAM_SLOTS];
 
+    /* of the answers the records came from, by request (part) */
+    ngx_http_stockprice_validator_t  validators[
+                                        NGX_HTTP_STOCKPRICE_VALIDATORS];
+
     /* the token, and the configuration it was obtained for */
     u_char                          token_owner[16];
     ngx_msec_t                      token_renew;  /* 0: never expires */
@@ -182,6 +187,10 @@ typedef struct {
     ngx_msec_t                      retry_after;  /* 0: none asked for */
     uint64_t                        duration_us;
     ngx_http_stockprice_traffic_t  *traffic;    /* bytes, answers */
+
+    /* the requests (bits) whose new answer was applied, its validators */
+    uint32_t                        fresh;
+    ngx_http_stockprice_validator_t  *validators;
 } ngx_http_stockprice_zone_outcome_t;
 
 
@@ -260,6 +269,9 @@ ngx_int_t ngx_http_stockprice_zone_refresh_done(
     ngx_http_stockprice_ctx_t *ctx, uint64_t lease,
     ngx_http_stockprice_zone_outcome_t *outcome, ngx_msec_t *delay,
     ngx_uint_t *nsymbols);
+
+void ngx_http_stockprice_zone_validator(ngx_http_stockprice_ctx_t *ctx,
+    ngx_uint_t part, ngx_http_stockprice_validator_t *v);
 
 ngx_int_t ngx_http_stockprice_zone_token_get(ngx_http_stockprice_ctx_t *ctx,
     u_char *buf, size_t size, size_t *len);

@@ -91,6 +91,12 @@ package FakeUpstream;
 #             out, the token never expires)
 #   token_type  with oauth: the token_type answered (default "Bearer")
 #   headers   extra response headers of prices answers, { name => value }
+#   etag, last_modified  validators of the prices (RFC 9110 8.8): sent
+#             with every 200 prices answer as ETag and Last-Modified; a
+#             prices request whose If-None-Match holds the etag, or that
+#             has no If-None-Match and an If-Modified-Since equal to
+#             last_modified, is answered 304 without a body (counted in
+#             stats "not_modified")
 #   auth      0: prices requests need no token (default 1)
 #   keepalive 1: HTTP/1.1 persistent connections: the answer says
 #             "Connection: keep-alive" and further requests are read on
@@ -101,7 +107,8 @@ package FakeUpstream;
 #
 # A prices request is answered, first match wins: mode "close" (no answer),
 # redirect, reject or mode "401", a missing or bad token (unless "auth" is
-# 0), fail_symbols, mode "status", mode "body", the prices.
+# 0), fail_symbols, mode "status", 304 (etag, last_modified), mode "body",
+# the prices.
 
 use strict;
 use warnings;
@@ -629,6 +636,10 @@ sub conn_answer {
         } elsif ($mode eq 'status') {
             ($status, $body) = ($ctl->{status} // 500, '{"error":"failing"}');
 
+        } elsif (not_modified($ctl, $req->{headers})) {
+            ($status, $body) = (304, '');
+            $stats->{not_modified}++;
+
         } elsif ($mode eq 'body' && defined $ctl->{body_file}) {
             open my $fh, '<:raw', $ctl->{body_file} or die "body_file: $!";
             $body = do { local $/; <$fh> };
@@ -677,9 +688,21 @@ sub conn_answer {
     if ($prices) {
         my $h = $ctl->{headers} // {};
         push @extra, map { "$_: $h->{$_}" } sort keys %$h;
+        push @extra, "ETag: $ctl->{etag}" if defined $ctl->{etag};
+        push @extra, "Last-Modified: $ctl->{last_modified}"
+            if defined $ctl->{last_modified};
     }
 
     my $extra = join '', map { "$_\r\n" } @extra;
+
+    if ($status == 304) {
+        $c->{wbuf} = "HTTP/1.1 304 X\r\n" . $extra
+                     . "Connection: $connection\r\n\r\n";
+        $c->{woff} = 0;
+        $c->{state} = 'write';
+        $self->conn_write($st, $c);
+        return;
+    }
 
     if ($ctl->{chunked} && $prices) {
         my $out = "HTTP/1.1 $status X\r\nContent-Type: application/json\r\n"
@@ -703,6 +726,22 @@ sub conn_answer {
     $c->{state} = 'write';
 
     $self->conn_write($st, $c);
+}
+
+
+# the request's conditions hold: the prices are unchanged for it
+
+sub not_modified {
+    my ($ctl, $h) = @_;
+
+    if (defined $h->{'if-none-match'}) {
+        return defined $ctl->{etag}
+               && grep { $_ eq $ctl->{etag} || $_ eq '*' }
+                       split /\s*,\s*/, $h->{'if-none-match'};
+    }
+
+    return defined $h->{'if-modified-since'} && defined $ctl->{last_modified}
+           && $h->{'if-modified-since'} eq $ctl->{last_modified};
 }
 
 
