@@ -32,7 +32,8 @@ NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 PACKAGES="nginx nginx-dev libcurl4-openssl-dev libcjson-dev libcmocka-dev
           gcc make clang perl libtest-simple-perl libhttp-tiny-perl
           libpcre2-dev libssl-dev zlib1g-dev valgrind wrk openssl
-          ca-certificates zstd prometheus"
+          ca-certificates zstd prometheus chromium fonts-dejavu-core
+          libjson-validator-perl"
 
 # only for ./build.sh bench: nchan, the event-stream fan-out's comparison
 # (installing it enables it for the system's nginx too; the bench runs its
@@ -143,6 +144,7 @@ run_demo() {
     local prefix="$BUILD/demo"
 
     build_module
+    install_tools    # Swagger UI at /docs/
     mkdir -p "$prefix/logs"
 
     sed -e "s|%%MODULE%%|$MODULE|g" \
@@ -153,7 +155,8 @@ run_demo() {
 
     "$NGINX_BIN" -t -q -p "$prefix/" -c "$prefix/nginx.conf"
 
-    log "serving http://127.0.0.1:8080/api/StockPrice (Ctrl-C stops)"
+    log "serving http://127.0.0.1:8080/ (the page), /api/StockPrice," \
+        "/openapi.yaml and /docs/ (Ctrl-C stops)"
     exec "$NGINX_BIN" -p "$prefix/" -c "$prefix/nginx.conf" -g 'daemon off;'
 }
 
