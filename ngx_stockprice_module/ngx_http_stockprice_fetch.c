@@ -24,6 +24,7 @@
 
 
 /* how long a lease outlives the request it covers */
+#define NGX_HTTP_STOCKPRICE_WHO_LEN      sizeof("backup 18446744073709551615")
 #define NGX_HTTP_STOCKPRICE_LEASE_SLACK  2000
 
 #define NGX_HTTP_STOCKPRICE_BUF_MIN      16384
@@ -79,8 +80,10 @@ typedef struct {
     struct curl_slist              *headers;
     ngx_http_stockprice_step_e      step;
     ngx_http_stockprice_req_state_e state;
-    ngx_uint_t                      part;       /* of feed->parts */
+    ngx_uint_t                      part;       /* of the feed's nparts */
+    ngx_uint_t                      upstream;   /* 0 the URL, 1... backup= */
     ngx_uint_t                      token;      /* fetch->token_gen, sent */
+    ngx_msec_t                      retry;      /* its Retry-After, or 0 */
     unsigned                        too_large:1;
     unsigned                        conditional:1;  /* validators sent */
     ngx_http_stockprice_validator_t  answer;    /* its answer's */
@@ -109,7 +112,10 @@ struct ngx_http_stockprice_fetch_s {
     ngx_uint_t                      sent;       /* requests in flight */
     ngx_uint_t                      ok;         /* parts applied */
     ngx_uint_t                      failed;
-    ngx_uint_t                     *redo;       /* after the re-auth */
+    ngx_uint_t                     *redo;       /* to ask (again): after
+                                                   the re-auth, or of a
+                                                   backup; upstream *
+                                                   nparts + part */
     ngx_uint_t                      nredo;
     ngx_uint_t                      token_gen;  /* tokens obtained */
     ngx_uint_t                      not_modified;  /* 304s */
@@ -119,7 +125,11 @@ struct ngx_http_stockprice_fetch_s {
     unsigned                        authing:1;
     unsigned                        retried:1;  /* re-auth for a 401 */
     unsigned                        held:1;     /* no more requests */
-    ngx_msec_t                      retry_after;  /* of a 429 or 503 */
+    ngx_msec_t                      retry_after;  /* auth's 429 or 503 */
+    ngx_msec_t                      retry[NGX_HTTP_STOCKPRICE_UPSTREAMS];
+    ngx_uint_t                      held_mask;  /* upstreams held back */
+    ngx_uint_t                      failovers;  /* parts a backup asked */
+    ngx_uint_t                      answered;   /* 1 + the upstream, last */
     size_t                          why_len;    /* the first failure */
     u_char                          why[NGX_HTTP_STOCKPRICE_ERROR_LEN];
 
@@ -159,7 +169,7 @@ static ngx_http_stockprice_fetch_req_t *ngx_http_stockprice_fetch_req(
     ngx_http_stockprice_fetch_t *fetch, ngx_http_stockprice_req_state_e state);
 static ngx_int_t ngx_http_stockprice_fetch_request(
     ngx_http_stockprice_fetch_t *fetch, ngx_http_stockprice_fetch_req_t *req,
-    ngx_http_stockprice_step_e step, ngx_uint_t part);
+    ngx_http_stockprice_step_e step, ngx_uint_t part, ngx_uint_t upstream);
 static ngx_int_t ngx_http_stockprice_fetch_setopt(
     ngx_http_stockprice_fetch_t *fetch, ngx_http_stockprice_fetch_req_t *req);
 static size_t ngx_http_stockprice_fetch_write(char *ptr, size_t size,
@@ -175,6 +185,12 @@ static void ngx_http_stockprice_fetch_auth_done(
 static void ngx_http_stockprice_fetch_prices_done(
     ngx_http_stockprice_fetch_t *fetch, ngx_http_stockprice_fetch_req_t *req,
     long status);
+static ngx_uint_t ngx_http_stockprice_fetch_upstream(
+    ngx_http_stockprice_fetch_t *fetch, ngx_uint_t u);
+static void ngx_http_stockprice_fetch_part_failed(
+    ngx_http_stockprice_fetch_t *fetch, ngx_http_stockprice_fetch_req_t *req);
+static u_char *ngx_http_stockprice_fetch_who(
+    ngx_http_stockprice_fetch_req_t *req, u_char *buf);
 static void ngx_http_stockprice_fetch_why(ngx_http_stockprice_fetch_t *fetch,
     const char *fmt, ...);
 static void ngx_http_stockprice_fetch_slice_handler(ngx_event_t *ev);
@@ -242,8 +258,9 @@ ngx_http_stockprice_fetch_init(ngx_cycle_t *cycle,
         fetch->nreqs = ngx_min(feeds[i]->concurrency, feeds[i]->nparts);
         fetch->reqs = ngx_pcalloc(cycle->pool, fetch->nreqs
                                   * sizeof(ngx_http_stockprice_fetch_req_t));
+        /* a part waits in redo, is in flight or is parsed: one at a time */
         fetch->redo = ngx_pcalloc(cycle->pool,
-                                  fetch->nreqs * sizeof(ngx_uint_t));
+                                  feeds[i]->nparts * sizeof(ngx_uint_t));
         fetch->validators = ngx_pcalloc(cycle->pool,
                                 ngx_min(feeds[i]->nparts,
                                         NGX_HTTP_STOCKPRICE_VALIDATORS)
@@ -389,8 +406,21 @@ ngx_http_stockprice_fetch_refresh_handler(ngx_event_t *ev)
     fetch->retried = 0;
     fetch->held = 0;
     fetch->retry_after = 0;
+    ngx_memzero(fetch->retry, sizeof(fetch->retry));
+    fetch->failovers = 0;
+    fetch->answered = 0;
     fetch->why_len = 0;
     fetch->renewed = ngx_current_msec;
+
+    /* those that asked not to be called yet are passed over, backups asked */
+
+    fetch->held_mask = ngx_http_stockprice_zone_held(fetch->ctx);
+
+    if (ngx_http_stockprice_fetch_upstream(fetch, 0) == feed->nupstreams) {
+        fetch->held = 1;
+        ngx_http_stockprice_fetch_why(fetch, "every upstream asked not to "
+                                      "be called yet (Retry-After)");
+    }
 
     fetch->auth = feed->auth_url.len
                   && ngx_http_stockprice_zone_token_get(fetch->ctx,
@@ -431,7 +461,7 @@ ngx_http_stockprice_fetch_prune(ngx_http_stockprice_fetch_t *fetch)
 static void
 ngx_http_stockprice_fetch_advance(ngx_http_stockprice_fetch_t *fetch)
 {
-    ngx_uint_t                        part;
+    ngx_uint_t                        part, u, slot;
     ngx_http_stockprice_fetch_req_t  *req;
 
     if (fetch->authing) {
@@ -453,7 +483,8 @@ ngx_http_stockprice_fetch_advance(ngx_http_stockprice_fetch_t *fetch)
         fetch->authing = 1;
 
         (void) ngx_http_stockprice_fetch_request(fetch, req,
-                                                 NGX_HTTP_STOCKPRICE_AUTH, 0);
+                                                 NGX_HTTP_STOCKPRICE_AUTH, 0,
+                                                 0);
         return;
     }
 
@@ -465,10 +496,22 @@ ngx_http_stockprice_fetch_advance(ngx_http_stockprice_fetch_t *fetch)
             break;
         }
 
-        part = fetch->nredo ? fetch->redo[--fetch->nredo] : fetch->next++;
+        slot = fetch->nredo ? fetch->redo[--fetch->nredo] : fetch->next++;
+        part = slot % fetch->feed->nparts;
+
+        /* the first upstream from its own on that has not asked to wait */
+
+        u = ngx_http_stockprice_fetch_upstream(fetch,
+                                               slot / fetch->feed->nparts);
+
+        if (u == fetch->feed->nupstreams) {
+            fetch->failed++;
+            continue;
+        }
 
         if (ngx_http_stockprice_fetch_request(fetch, req,
-                                              NGX_HTTP_STOCKPRICE_PRICES, part)
+                                              NGX_HTTP_STOCKPRICE_PRICES, part,
+                                              u)
             == NGX_ABORT)
         {
             return;
@@ -523,7 +566,7 @@ ngx_http_stockprice_fetch_req(ngx_http_stockprice_fetch_t *fetch,
 static ngx_int_t
 ngx_http_stockprice_fetch_request(ngx_http_stockprice_fetch_t *fetch,
     ngx_http_stockprice_fetch_req_t *req, ngx_http_stockprice_step_e step,
-    ngx_uint_t part)
+    ngx_uint_t part, ngx_uint_t upstream)
 {
     CURL                        *easy;
     ngx_http_stockprice_ctx_t   *ctx;
@@ -547,6 +590,8 @@ ngx_http_stockprice_fetch_request(ngx_http_stockprice_fetch_t *fetch,
 
     req->step = step;
     req->part = part;
+    req->upstream = upstream;
+    req->retry = 0;
     req->token = fetch->token_gen;
     req->len = 0;
     req->too_large = 0;
@@ -577,7 +622,7 @@ ngx_http_stockprice_fetch_request(ngx_http_stockprice_fetch_t *fetch,
         fetch->held = 1;
 
     } else {
-        fetch->failed++;
+        ngx_http_stockprice_fetch_part_failed(fetch, req);
     }
 
     return NGX_ERROR;
@@ -594,6 +639,7 @@ ngx_http_stockprice_fetch_setopt(ngx_http_stockprice_fetch_t *fetch,
     ngx_uint_t                   i;
     struct curl_slist           *headers, *h;
     ngx_http_stockprice_feed_t  *feed;
+    ngx_http_stockprice_part_t  *part;
     u_char                       auth[sizeof("Authorization: Bearer ")
                                       + NGX_HTTP_STOCKPRICE_TOKEN_MAX];
     u_char                       cond[NGX_HTTP_STOCKPRICE_VALIDATOR_LINE];
@@ -654,14 +700,17 @@ ngx_http_stockprice_fetch_setopt(ngx_http_stockprice_fetch_t *fetch,
 
         /* the records the zone holds of this request: only if changed */
 
-        ngx_http_stockprice_zone_validator(fetch->ctx, req->part, &v);
+        part = &feed->parts[req->upstream * feed->nparts + req->part];
+
+        ngx_http_stockprice_zone_validator(fetch->ctx, req->part, part->key,
+                                           &v);
 
         if (h && ngx_http_stockprice_validator_line(&v, cond)) {
             h = curl_slist_append(headers, (char *) cond);
             req->conditional = 1;
         }
 
-        curl_easy_setopt(easy, CURLOPT_URL, feed->parts[req->part].url.data);
+        curl_easy_setopt(easy, CURLOPT_URL, part->url.data);
     }
 
     if (h == NULL) {
@@ -786,6 +835,7 @@ static void
 ngx_http_stockprice_fetch_curl_done(CURL *easy, CURLcode result)
 {
     long                              status;
+    ngx_uint_t                        u;
     curl_off_t                        retry;
     ngx_http_stockprice_fetch_t      *fetch;
     ngx_http_stockprice_fetch_req_t  *req;
@@ -815,11 +865,26 @@ ngx_http_stockprice_fetch_curl_done(CURL *easy, CURLcode result)
            == CURLE_OK
         && retry > 0)
     {
-        fetch->retry_after = ngx_max(fetch->retry_after,
-                                     (ngx_msec_t) ngx_min(retry,
-                                         NGX_HTTP_STOCKPRICE_RETRY_AFTER_MAX)
-                                     * 1000);
-        fetch->held = 1;
+        req->retry = (ngx_msec_t) ngx_min(retry,
+                                          NGX_HTTP_STOCKPRICE_RETRY_AFTER_MAX)
+                     * 1000;
+
+        if (req->step == NGX_HTTP_STOCKPRICE_AUTH) {
+            /* the token every upstream is asked with: all wait */
+            fetch->retry_after = ngx_max(fetch->retry_after, req->retry);
+            fetch->held = 1;
+
+        } else {
+            u = req->upstream;
+            fetch->retry[u] = ngx_max(fetch->retry[u], req->retry);
+            fetch->held_mask |= (ngx_uint_t) 1 << u;
+
+            if (ngx_http_stockprice_fetch_upstream(fetch, 0)
+                == fetch->feed->nupstreams)
+            {
+                fetch->held = 1;
+            }
+        }
     }
 
     /* what the answer's records are, to ask with next time */
@@ -828,7 +893,9 @@ ngx_http_stockprice_fetch_curl_done(CURL *easy, CURLcode result)
         && status >= 200 && status <= 299)
     {
         ngx_http_stockprice_validator_get(&req->answer, easy,
-                                          fetch->feed->parts[req->part].key);
+                                          fetch->feed->parts[req->upstream
+                                              * fetch->feed->nparts
+                                              + req->part].key);
     }
 
     ngx_http_stockprice_fetch_release(req);
@@ -867,19 +934,20 @@ static ngx_int_t
 ngx_http_stockprice_fetch_failed(ngx_http_stockprice_fetch_t *fetch,
     ngx_http_stockprice_fetch_req_t *req, CURLcode result, long status)
 {
-    const char  *what;
-
-    what = (req->step == NGX_HTTP_STOCKPRICE_AUTH) ? "auth" : "upstream";
+    u_char  *what;
+    u_char   who[NGX_HTTP_STOCKPRICE_WHO_LEN];
 
     if (result == CURLE_OK && status >= 200 && status <= 299) {
         return NGX_OK;
     }
 
+    what = ngx_http_stockprice_fetch_who(req, who);
+
     if (req->step == NGX_HTTP_STOCKPRICE_AUTH) {
         fetch->held = 1;
 
     } else {
-        fetch->failed++;
+        ngx_http_stockprice_fetch_part_failed(fetch, req);
     }
 
     if (result != CURLE_OK) {
@@ -905,10 +973,10 @@ ngx_http_stockprice_fetch_failed(ngx_http_stockprice_fetch_t *fetch,
 
     /* an answer other than 2xx, with its Retry-After */
 
-    if (fetch->retry_after) {
+    if (req->retry) {
         ngx_http_stockprice_fetch_why(fetch, "%s answered %l, retry after "
                                       "%M s", what, status,
-                                      fetch->retry_after / 1000);
+                                      req->retry / 1000);
 
     } else {
         ngx_http_stockprice_fetch_why(fetch, "%s answered %l", what, status);
@@ -988,7 +1056,7 @@ ngx_http_stockprice_fetch_prices_done(ngx_http_stockprice_fetch_t *fetch,
      */
 
     if (status == 401 && feed->auth_url.len && !fetch->held
-        && fetch->nredo < fetch->nreqs
+        && fetch->nredo < feed->nparts
         && (fetch->auth || req->token != fetch->token_gen || !fetch->retried))
     {
         if (!fetch->auth && req->token == fetch->token_gen) {
@@ -998,7 +1066,8 @@ ngx_http_stockprice_fetch_prices_done(ngx_http_stockprice_fetch_t *fetch,
                                                  fetch->token_len);
         }
 
-        fetch->redo[fetch->nredo++] = req->part;
+        fetch->redo[fetch->nredo++] = req->upstream * feed->nparts
+                                      + req->part;
         return;
     }
 
@@ -1007,6 +1076,7 @@ ngx_http_stockprice_fetch_prices_done(ngx_http_stockprice_fetch_t *fetch,
     if (status == 304 && req->conditional) {
         fetch->ok++;
         fetch->not_modified++;
+        fetch->answered = req->upstream + 1;
         return;
     }
 
@@ -1017,6 +1087,70 @@ ngx_http_stockprice_fetch_prices_done(ngx_http_stockprice_fetch_t *fetch,
     }
 
     req->state = NGX_HTTP_STOCKPRICE_REQ_BODY;
+}
+
+
+/* the first upstream from "u" on that has not asked to wait; nupstreams: none */
+
+static ngx_uint_t
+ngx_http_stockprice_fetch_upstream(ngx_http_stockprice_fetch_t *fetch,
+    ngx_uint_t u)
+{
+    while (u < fetch->feed->nupstreams
+           && (fetch->held_mask & ((ngx_uint_t) 1 << u)))
+    {
+        u++;
+    }
+
+    return u;
+}
+
+
+/*
+ * A prices request failed (no answer, not 2xx or 304, a body of no
+ * records): the part goes to the next backup= that may be called, within
+ * this refresh, or is given up
+ */
+
+static void
+ngx_http_stockprice_fetch_part_failed(ngx_http_stockprice_fetch_t *fetch,
+    ngx_http_stockprice_fetch_req_t *req)
+{
+    ngx_uint_t  u;
+
+    u = ngx_http_stockprice_fetch_upstream(fetch, req->upstream + 1);
+
+    if (fetch->held || u == fetch->feed->nupstreams) {
+        fetch->failed++;
+        return;
+    }
+
+    fetch->redo[fetch->nredo++] = u * fetch->feed->nparts + req->part;
+    fetch->failovers++;
+}
+
+
+/* who answered, in an error line: "auth", "upstream" (the URL), "backup 1" */
+
+static u_char *
+ngx_http_stockprice_fetch_who(ngx_http_stockprice_fetch_req_t *req,
+    u_char *buf)
+{
+    u_char  *p;
+
+    if (req->step == NGX_HTTP_STOCKPRICE_AUTH) {
+        p = ngx_cpymem(buf, "auth", 4);
+
+    } else if (req->upstream == 0) {
+        p = ngx_cpymem(buf, "upstream", 8);
+
+    } else {
+        p = ngx_sprintf(buf, "backup %ui", req->upstream);
+    }
+
+    *p = '\0';
+
+    return buf;
 }
 
 
@@ -1179,7 +1313,7 @@ ngx_http_stockprice_fetch_body(ngx_http_stockprice_fetch_t *fetch,
     ngx_http_stockprice_part_t  *part;
 
     feed = fetch->feed;
-    part = &feed->parts[req->part];
+    part = &feed->parts[req->upstream * feed->nparts + req->part];
 
     if (fetch->parsing) {
         ngx_http_stockprice_parse_next(&fetch->parser, (char *) req->buf,
@@ -1205,10 +1339,12 @@ ngx_http_stockprice_fetch_body(ngx_http_stockprice_fetch_t *fetch,
 static void
 ngx_http_stockprice_fetch_parsed(ngx_http_stockprice_fetch_t *fetch, int rc)
 {
+    u_char                             *what;
     size_t                              kept, skipped;
     ngx_str_t                          *records;
     ngx_http_stockprice_fetch_req_t    *req;
     ngx_http_stockprice_parse_stats_t  *st, *mark;
+    u_char                              who[NGX_HTTP_STOCKPRICE_WHO_LEN];
 
     st = &fetch->parser.stats;
     mark = &fetch->parser.mark_stats;
@@ -1225,6 +1361,7 @@ ngx_http_stockprice_fetch_parsed(ngx_http_stockprice_fetch_t *fetch, int rc)
 
     if (rc == NGX_HTTP_STOCKPRICE_PARSE_OK && (kept || skipped == 0)) {
         fetch->ok++;
+        fetch->answered = req->upstream + 1;
 
         /* once applied, asked for with what this answer said */
 
@@ -1236,47 +1373,49 @@ ngx_http_stockprice_fetch_parsed(ngx_http_stockprice_fetch_t *fetch, int rc)
         return;
     }
 
-    fetch->failed++;
+    ngx_http_stockprice_fetch_part_failed(fetch, req);
+
+    what = ngx_http_stockprice_fetch_who(req, who);
 
     switch (rc) {
 
     case NGX_HTTP_STOCKPRICE_PARSE_OK:
         /* a provider's note in place of its records, as a rule */
-        ngx_http_stockprice_fetch_why(fetch, "no valid record in upstream "
+        ngx_http_stockprice_fetch_why(fetch, "no valid record in %s "
                                       "response, %uz skipped (%uz bad "
                                       "symbol, %uz bad price, %uz not an "
-                                      "object)", skipped,
+                                      "object)", what, skipped,
                                       st->bad_symbol - mark->bad_symbol,
                                       st->bad_price - mark->bad_price,
                                       st->not_object - mark->not_object);
         break;
 
     case NGX_HTTP_STOCKPRICE_PARSE_NOT_JSON:
-        ngx_http_stockprice_fetch_why(fetch,
-                                      "upstream response is not valid JSON");
+        ngx_http_stockprice_fetch_why(fetch, "%s response is not valid JSON",
+                                      what);
         break;
 
     case NGX_HTTP_STOCKPRICE_PARSE_NOT_FOUND:
-        ngx_http_stockprice_fetch_why(fetch, "upstream response has nothing "
-                                      "at \"records=%V\"", records);
+        ngx_http_stockprice_fetch_why(fetch, "%s response has nothing at "
+                                      "\"records=%V\"", what, records);
         break;
 
     case NGX_HTTP_STOCKPRICE_PARSE_NOT_ARRAY:
         if (records->len) {
-            ngx_http_stockprice_fetch_why(fetch, "upstream response has no "
+            ngx_http_stockprice_fetch_why(fetch, "%s response has no "
                                           "array or object at "
-                                          "\"records=%V\"", records);
+                                          "\"records=%V\"", what, records);
 
         } else {
-            ngx_http_stockprice_fetch_why(fetch, "upstream response is not "
-                                          "a JSON array or object");
+            ngx_http_stockprice_fetch_why(fetch, "%s response is not a JSON "
+                                          "array or object", what);
         }
 
         break;
 
     default:
-        ngx_http_stockprice_fetch_why(fetch,
-                                      "cannot parse upstream response");
+        ngx_http_stockprice_fetch_why(fetch, "cannot parse %s response",
+                                      what);
         break;
     }
 
@@ -1652,6 +1791,8 @@ ngx_http_stockprice_fetch_finish(ngx_http_stockprice_fetch_t *fetch,
     outcome.skipped = skipped;
     outcome.replaced = replaced;
     outcome.retry_after = fetch->retry_after;
+    outcome.retry = fetch->retry;
+    outcome.answered = fetch->answered;
 
     ngx_gettimeofday(&now);
 
@@ -1687,6 +1828,13 @@ ngx_http_stockprice_fetch_finish(ngx_http_stockprice_fetch_t *fetch,
                       "(%*s), the others applied",
                       &fetch->feed->shm_zone->shm.name, fetch->failed,
                       fetch->failed + fetch->ok, fetch->why_len, fetch->why);
+
+    } else if (fetch->failovers) {
+        ngx_log_error(NGX_LOG_WARN, fetch->log, 0,
+                      "stockprice zone \"%V\": %ui of %ui requests asked a "
+                      "backup (%*s), all applied",
+                      &fetch->feed->shm_zone->shm.name, fetch->failovers,
+                      fetch->ok, fetch->why_len, fetch->why);
     }
 
     if (error == NULL && (skipped || replaced)) {

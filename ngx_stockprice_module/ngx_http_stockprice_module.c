@@ -44,6 +44,8 @@ typedef struct {
     ngx_array_t                    *symbols;
     ngx_array_t                    *secrets;
     ngx_array_t                    *headers;
+    ngx_str_t                       urls[NGX_HTTP_STOCKPRICE_UPSTREAMS];
+    ngx_uint_t                      nurls;      /* the URL, backup= */
 } ngx_http_stockprice_poll_t;
 
 
@@ -98,6 +100,8 @@ static char *ngx_http_stockprice_poll_ssl_key(ngx_conf_t *cf,
 static char *ngx_http_stockprice_poll_proxy(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_secret(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_backup(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_header(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
@@ -190,6 +194,7 @@ static ngx_http_stockprice_param_t  ngx_http_stockprice_poll_params[] = {
     { ngx_string("proxy="), ngx_http_stockprice_poll_proxy, 0 },
     { ngx_string("secret="), ngx_http_stockprice_poll_secret, 1 },
     { ngx_string("header="), ngx_http_stockprice_poll_header, 1 },
+    { ngx_string("backup="), ngx_http_stockprice_poll_backup, 1 },
     { ngx_string("batch="), ngx_http_stockprice_poll_count, 0 },
     { ngx_string("concurrency="), ngx_http_stockprice_poll_count, 0 },
     { ngx_string("records="), ngx_http_stockprice_poll_field, 0 },
@@ -346,6 +351,9 @@ ngx_http_stockprice_poll(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            &poll.url);
         return NGX_CONF_ERROR;
     }
+
+    poll.urls[0] = poll.url;
+    poll.nurls = 1;
 
     seen = 0;
 
@@ -882,6 +890,32 @@ ngx_http_stockprice_poll_secret(ngx_conf_t *cf, ngx_http_stockprice_poll_t *p,
 }
 
 
+/* backup=URL: tried in order when the ones before failed (CONTRACT 8) */
+
+static char *
+ngx_http_stockprice_poll_backup(ngx_conf_t *cf, ngx_http_stockprice_poll_t *p,
+    ngx_str_t *arg, ngx_str_t *value)
+{
+    if (ngx_http_stockprice_conf_check_url(value) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid backup URL \"%V\": must be http:// or "
+                           "https://", arg);
+        return NGX_CONF_ERROR;
+    }
+
+    if (p->nurls == NGX_HTTP_STOCKPRICE_UPSTREAMS) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "too many \"backup=\" in \"%V\": at most %d",
+                           arg, NGX_HTTP_STOCKPRICE_UPSTREAMS - 1);
+        return NGX_CONF_ERROR;
+    }
+
+    p->urls[p->nurls++] = *value;
+
+    return NGX_CONF_OK;
+}
+
+
 static char *
 ngx_http_stockprice_poll_header(ngx_conf_t *cf, ngx_http_stockprice_poll_t *p,
     ngx_str_t *arg, ngx_str_t *value)
@@ -958,8 +992,9 @@ ngx_http_stockprice_poll_feed(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
-    rv = ngx_http_stockprice_request_make(cf, feed, &p->url, &p->list,
-                                          p->symbols, p->secrets, p->headers);
+    rv = ngx_http_stockprice_request_make(cf, feed, p->urls, p->nurls,
+                                          &p->list, p->symbols, p->secrets,
+                                          p->headers);
     if (rv != NGX_CONF_OK) {
         return rv;
     }
@@ -1174,7 +1209,8 @@ ngx_http_stockprice_poll_keys(ngx_conf_t *cf, ngx_http_stockprice_feed_t *feed)
 
     for (i = 2; i < cf->args->nelts; i++) {
         if (ngx_strncmp(value[i].data, "interval=", 9) == 0
-            || ngx_strncmp(value[i].data, "timeout=", 8) == 0)
+            || ngx_strncmp(value[i].data, "timeout=", 8) == 0
+            || ngx_strncmp(value[i].data, "backup=", 7) == 0)
         {
             continue;
         }
@@ -1190,7 +1226,9 @@ ngx_http_stockprice_poll_keys(ngx_conf_t *cf, ngx_http_stockprice_feed_t *feed)
         ngx_md5_update(&md5, "", 1);
     }
 
-    for (i = 0; i < feed->nparts; i++) {
+    /* each upstream's request its own: a backup's answers are not ours */
+
+    for (i = 0; i < feed->nparts * feed->nupstreams; i++) {
         part = md5;
         ngx_md5_update(&part, feed->parts[i].url.data, feed->parts[i].url.len);
         ngx_md5_final(hash, &part);

@@ -40,6 +40,10 @@ typedef struct {
 } ngx_http_stockprice_ssl_t;
 
 
+/* the prices URL and its backup= at most */
+#define NGX_HTTP_STOCKPRICE_UPSTREAMS   8
+
+
 /* one prices request of a refresh */
 
 typedef struct {
@@ -53,8 +57,11 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                       url;        /* parts[0].url */
-    ngx_http_stockprice_part_t     *parts;      /* requests of a refresh */
+    /* the requests of a refresh: nparts per upstream, the primary's
+       first, then each backup='s; upstream u's part i at u * nparts + i */
+    ngx_http_stockprice_part_t     *parts;
     ngx_uint_t                      nparts;
+    ngx_uint_t                      nupstreams; /* 1 + backup= */
     ngx_uint_t                      batch;      /* 0: all in one */
     ngx_uint_t                      concurrency;
     ngx_str_t                       auth_url;   /* NUL; len 0: no auth */

@@ -18,7 +18,8 @@
 #define NGX_HTTP_STOCKPRICE_SEC_FIRST  (-62167219200LL)
 #define NGX_HTTP_STOCKPRICE_SEC_LAST   253402300799LL
 
-#define NGX_HTTP_STOCKPRICE_NMETRICS   17
+#define NGX_HTTP_STOCKPRICE_NMETRICS   18
+#define NGX_HTTP_STOCKPRICE_METRIC_ACTIVE  17     /* may be -1 */
 
 
 typedef struct {
@@ -123,7 +124,10 @@ static const ngx_http_stockprice_metric_t
     { "stockprice_zone_size_bytes", "gauge", "Zone size in bytes." },
     { "stockprice_zone_bytes_needed", "gauge",
       "Zone size the sizing rule asks for the symbols held." },
-    { "stockprice_streams", "gauge", "Event streams open, all workers." }
+    { "stockprice_streams", "gauge", "Event streams open, all workers." },
+    { "stockprice_active_upstream", "gauge",
+      "The upstream that answered last: 0 the prices URL, 1... its backups "
+      "in order, -1 if none yet." }
 };
 
 
@@ -777,6 +781,16 @@ ngx_http_stockprice_render_status_json(char *dst,
     n += ngx_http_stockprice_render_put(dst, n, ",\"rateLimitedUntil\":", 20);
     n += ngx_http_stockprice_render_put_time(dst, n, st->rate_limited_ms);
 
+    n += ngx_http_stockprice_render_put(dst, n, ",\"activeUpstream\":", 18);
+
+    if (st->active_upstream >= 0) {
+        n += ngx_http_stockprice_render_put_u64(dst, n,
+                                           (uint64_t) st->active_upstream);
+
+    } else {
+        n += ngx_http_stockprice_render_put(dst, n, "null", 4);
+    }
+
     n += ngx_http_stockprice_render_put(dst, n, ",\"authenticated\":", 17);
 
     if (st->authenticated) {
@@ -862,6 +876,8 @@ ngx_http_stockprice_render_status_prometheus(char *dst,
     values[14] = st->zone_bytes_total;
     values[15] = st->zone_bytes_needed;
     values[16] = st->streams;
+    values[NGX_HTTP_STOCKPRICE_METRIC_ACTIVE] =
+        st->active_upstream >= 0 ? (uint64_t) st->active_upstream : 0;
 
     n = 0;
 
@@ -882,7 +898,14 @@ ngx_http_stockprice_render_status_prometheus(char *dst,
         n += ngx_http_stockprice_render_put_label(dst, n, st->zone,
                                                   st->zone_len);
         n += ngx_http_stockprice_render_put(dst, n, "\"} ", 3);
-        n += ngx_http_stockprice_render_put_u64(dst, n, values[i]);
+
+        if (i == NGX_HTTP_STOCKPRICE_METRIC_ACTIVE && st->active_upstream < 0) {
+            n += ngx_http_stockprice_render_put(dst, n, "-1", 2);
+
+        } else {
+            n += ngx_http_stockprice_render_put_u64(dst, n, values[i]);
+        }
+
         n += ngx_http_stockprice_render_put(dst, n, "\n", 1);
     }
 

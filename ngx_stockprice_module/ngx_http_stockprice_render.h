@@ -70,6 +70,7 @@ typedef struct {
     int64_t                         last_success_ms;  /* unix ms, <0: never */
     int64_t                         next_refresh_ms;  /* unix ms, <0: unknown */
     int64_t                         rate_limited_ms;  /* unix ms, <0: none */
+    int64_t                         active_upstream;  /* <0: none yet */
     const char                     *last_error;     /* NULL: null */
     size_t                          last_error_len;
     int                             authenticated;

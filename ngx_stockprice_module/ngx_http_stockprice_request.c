@@ -236,7 +236,8 @@ ngx_http_stockprice_request_header(ngx_conf_t *cf, ngx_array_t **headers,
 
 
 /*
- * feed->parts, the prices requests of a refresh: their URLs
+ * feed->parts, the prices requests of a refresh, of the primary URL and
+ * then of each backup= (nparts each, in the same order): their URLs
  * (NUL-terminated, the placeholders put in, and "?symbols=LIST" appended
  * if a list is set and neither $symbols nor $symbol is used), one for
  * all symbols, one per "batch" of them, or one per symbol with $symbol;
@@ -245,37 +246,78 @@ ngx_http_stockprice_request_header(ngx_conf_t *cf, ngx_array_t **headers,
 
 char *
 ngx_http_stockprice_request_make(ngx_conf_t *cf,
-    ngx_http_stockprice_feed_t *feed, ngx_str_t *url, ngx_str_t *list,
-    ngx_array_t *symbols, ngx_array_t *secrets, ngx_array_t *headers)
+    ngx_http_stockprice_feed_t *feed, ngx_str_t *urls, ngx_uint_t nurls,
+    ngx_str_t *list, ngx_array_t *symbols, ngx_array_t *secrets,
+    ngx_array_t *headers)
 {
     u_char                        *p;
     char                          *rv;
-    ngx_str_t                      expanded, *line;
-    ngx_uint_t                     i, which;
+    ngx_str_t                      expanded, *line, *url;
+    ngx_uint_t                     i, u, which, first, nparts;
+    ngx_http_stockprice_part_t    *all;
     ngx_http_stockprice_header_t  *h;
 
-    /* which placeholders the URL holds, and whether it expands at all */
+    all = NULL;
+    first = 0;
+    nparts = 0;
 
-    rv = ngx_http_stockprice_request_expand(cf, url, secrets, list, 1,
-                                            &expanded, &which);
-    if (rv != NGX_CONF_OK) {
-        return rv;
+    for (u = 0; u < nurls; u++) {
+        url = &urls[u];
+
+        /* which placeholders the URL holds, and whether it expands at all */
+
+        rv = ngx_http_stockprice_request_expand(cf, url, secrets, list, 1,
+                                                &expanded, &which);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+
+        if (which == (NGX_HTTP_STOCKPRICE_REQUEST_SYMBOLS
+                      | NGX_HTTP_STOCKPRICE_REQUEST_SYMBOL))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"$symbol\" and \"$symbols\" cannot be used "
+                               "together in \"%V\"", url);
+            return NGX_CONF_ERROR;
+        }
+
+        /* a backup asks as the primary does: the same requests */
+
+        if (u == 0) {
+            first = which & NGX_HTTP_STOCKPRICE_REQUEST_SYMBOL;
+
+        } else if ((which & NGX_HTTP_STOCKPRICE_REQUEST_SYMBOL) != first) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "backup URL \"%V\" must %suse \"$symbol\" as "
+                               "the prices URL does", url,
+                               first ? "" : "not ");
+            return NGX_CONF_ERROR;
+        }
+
+        rv = ngx_http_stockprice_request_parts(cf, feed, url, list, symbols,
+                                               secrets, which);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+
+        if (u == 0) {
+            nparts = feed->nparts;
+
+            all = ngx_pcalloc(cf->pool, nurls * nparts
+                                        * sizeof(ngx_http_stockprice_part_t));
+            if (all == NULL) {
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        ngx_memcpy(&all[u * nparts], feed->parts,
+                   nparts * sizeof(ngx_http_stockprice_part_t));
     }
 
-    if (which == (NGX_HTTP_STOCKPRICE_REQUEST_SYMBOLS
-                  | NGX_HTTP_STOCKPRICE_REQUEST_SYMBOL))
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"$symbol\" and \"$symbols\" cannot be used "
-                           "together in \"%V\"", url);
-        return NGX_CONF_ERROR;
-    }
-
-    rv = ngx_http_stockprice_request_parts(cf, feed, url, list, symbols,
-                                           secrets, which);
-    if (rv != NGX_CONF_OK) {
-        return rv;
-    }
+    feed->parts = all;
+    feed->nparts = nparts;
+    feed->nupstreams = nurls;
+    feed->url = all[0].url;
 
     feed->secrets = secrets;
 

@@ -26,8 +26,9 @@ char *ngx_http_stockprice_request_secret(ngx_conf_t *cf,
 char *ngx_http_stockprice_request_header(ngx_conf_t *cf,
     ngx_array_t **headers, ngx_str_t *arg, ngx_str_t *value);
 char *ngx_http_stockprice_request_make(ngx_conf_t *cf,
-    ngx_http_stockprice_feed_t *feed, ngx_str_t *url, ngx_str_t *list,
-    ngx_array_t *symbols, ngx_array_t *secrets, ngx_array_t *headers);
+    ngx_http_stockprice_feed_t *feed, ngx_str_t *urls, ngx_uint_t nurls,
+    ngx_str_t *list, ngx_array_t *symbols, ngx_array_t *secrets,
+    ngx_array_t *headers);
 size_t ngx_http_stockprice_request_scrub(ngx_http_stockprice_feed_t *feed,
     u_char *buf, size_t len, size_t size);
 

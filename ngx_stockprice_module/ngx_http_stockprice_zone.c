@@ -397,8 +397,9 @@ ngx_http_stockprice_zone_refresh_done(ngx_http_stockprice_ctx_t *ctx,
 {
     ngx_str_t                 *error;
     ngx_uint_t                 n;
-    ngx_msec_t                 wait, interval;
+    ngx_msec_t                 wait, interval, retry, hold;
     ngx_time_t                *tp;
+    ngx_msec_int_t             left;
     ngx_http_stockprice_sh_t  *sh;
 
     sh = ctx->sh;
@@ -465,13 +466,37 @@ ngx_http_stockprice_zone_refresh_done(ngx_http_stockprice_ctx_t *ctx,
                                      NGX_HTTP_STOCKPRICE_BACKOFF_MAX));
     }
 
-    /* 429 or 503 with Retry-After: nothing to the upstream before then */
-
-    if (outcome->retry_after) {
-        wait = ngx_max(wait, outcome->retry_after);
-        sh->rate_limited_ms = (int64_t) tp->sec * 1000 + tp->msec
-                              + outcome->retry_after;
+    if (outcome->answered) {
+        sh->answered = outcome->answered;
     }
+
+    /*
+     * 429 or 503 with Retry-After: nothing to that upstream before then
+     * (to any, when auth asked it); the next refresh when one is free
+     */
+
+    hold = NGX_MAX_INT32_VALUE;
+
+    for (n = 0; n < ctx->feed->nupstreams; n++) {
+        retry = outcome->retry ? outcome->retry[n] : 0;
+        retry = ngx_max(retry, outcome->retry_after);
+
+        if (retry) {
+            sh->held_until[n] = ngx_current_msec + retry;
+            sh->held_ms[n] = (int64_t) tp->sec * 1000 + tp->msec + retry;
+        }
+
+        left = (ngx_msec_int_t) (sh->held_until[n] - ngx_current_msec);
+
+        if (sh->held_ms[n] == 0 || left <= 0) {
+            hold = 0;
+
+        } else {
+            hold = ngx_min(hold, (ngx_msec_t) left);
+        }
+    }
+
+    wait = ngx_max(wait, hold);
 
     sh->next_refresh = ngx_current_msec + wait;
     sh->last_end = ngx_current_msec;
@@ -498,7 +523,7 @@ ngx_http_stockprice_zone_refresh_done(ngx_http_stockprice_ctx_t *ctx,
 
 void
 ngx_http_stockprice_zone_validator(ngx_http_stockprice_ctx_t *ctx,
-    ngx_uint_t part, ngx_http_stockprice_validator_t *v)
+    ngx_uint_t part, uint64_t key, ngx_http_stockprice_validator_t *v)
 {
     ngx_http_stockprice_sh_t  *sh;
 
@@ -512,11 +537,38 @@ ngx_http_stockprice_zone_validator(ngx_http_stockprice_ctx_t *ctx,
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    if (sh->validators[part].key == ctx->feed->parts[part].key) {
+    if (sh->validators[part].key == key) {
         *v = sh->validators[part];
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+/* the upstreams (bits) that asked with Retry-After not to be called yet */
+
+ngx_uint_t
+ngx_http_stockprice_zone_held(ngx_http_stockprice_ctx_t *ctx)
+{
+    ngx_uint_t                 n, mask;
+    ngx_http_stockprice_sh_t  *sh;
+
+    sh = ctx->sh;
+    mask = 0;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    for (n = 0; n < ctx->feed->nupstreams; n++) {
+        if (sh->held_ms[n]
+            && (ngx_msec_int_t) (sh->held_until[n] - ngx_current_msec) > 0)
+        {
+            mask |= (ngx_uint_t) 1 << n;
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return mask;
 }
 
 
@@ -1427,6 +1479,7 @@ ngx_http_stockprice_zone_status(ngx_http_stockprice_ctx_t *ctx,
     ngx_http_stockprice_status_t *st)
 {
     int64_t                    next, now;
+    ngx_uint_t                 n;
     ngx_time_t                *tp;
     ngx_http_stockprice_sh_t  *sh;
 
@@ -1489,8 +1542,16 @@ ngx_http_stockprice_zone_status(ngx_http_stockprice_ctx_t *ctx,
                           + (sh->snapshot ? sh->snapshot->size : 0);
 
     now = (int64_t) tp->sec * 1000 + (int64_t) tp->msec;
-    st->rate_limited_ms = (sh->rate_limited_ms > now) ? sh->rate_limited_ms
-                                                      : -1;
+    st->rate_limited_ms = -1;
+
+    for (n = 0; n < ctx->feed->nupstreams; n++) {
+        if (sh->held_ms[n] > now) {
+            st->rate_limited_ms = ngx_max(st->rate_limited_ms,
+                                          sh->held_ms[n]);
+        }
+    }
+
+    st->active_upstream = (int64_t) sh->answered - 1;
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 

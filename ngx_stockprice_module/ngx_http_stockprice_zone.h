@@ -104,7 +104,13 @@ typedef struct {
     ngx_uint_t                      scheduled;  /* next_refresh is set */
     int64_t                         next_refresh_ms;  /* unix ms, status */
     int64_t                         last_end_ms;
-    int64_t                         rate_limited_ms;  /* unix ms, 0: none */
+
+    /* Retry-After, by upstream (CONTRACT 3.3a): none of it before then */
+    ngx_msec_t                      held_until[NGX_HTTP_STOCKPRICE_UPSTREAMS];
+    int64_t                         held_ms[NGX_HTTP_STOCKPRICE_UPSTREAMS];
+                                                /* unix ms, 0: none */
+    ngx_uint_t                      answered;   /* 1 + the upstream that
+                                                   answered last; 0: none */
 
     /* the snapshot served lies in one half, the next is made in the other */
     u_char                         *half[2];
@@ -184,7 +190,10 @@ typedef struct {
     ngx_uint_t                      partial;    /* some requests failed */
     ngx_uint_t                      skipped;    /* records */
     ngx_uint_t                      replaced;   /* value times */
-    ngx_msec_t                      retry_after;  /* 0: none asked for */
+    ngx_msec_t                      retry_after;  /* auth's: all held */
+    ngx_msec_t                     *retry;      /* by upstream, 0: none */
+    ngx_uint_t                      answered;   /* as sh->answered; 0:
+                                                   none this time */
     uint64_t                        duration_us;
     ngx_http_stockprice_traffic_t  *traffic;    /* bytes, answers */
 
@@ -271,7 +280,8 @@ ngx_int_t ngx_http_stockprice_zone_refresh_done(
     ngx_uint_t *nsymbols);
 
 void ngx_http_stockprice_zone_validator(ngx_http_stockprice_ctx_t *ctx,
-    ngx_uint_t part, ngx_http_stockprice_validator_t *v);
+    ngx_uint_t part, uint64_t key, ngx_http_stockprice_validator_t *v);
+ngx_uint_t ngx_http_stockprice_zone_held(ngx_http_stockprice_ctx_t *ctx);
 
 ngx_int_t ngx_http_stockprice_zone_token_get(ngx_http_stockprice_ctx_t *ctx,
     u_char *buf, size_t size, size_t *len);

@@ -911,6 +911,7 @@ status_init(ngx_http_stockprice_status_t *st)
     st->zone_bytes_needed = 43030;
     st->streams = 1001;
     st->rate_limited_ms = -1;
+    st->active_upstream = 2;
 
     /* 3 ms, 7 ms, 7 ms, 12 s; 9 answers 2xx, one 503, two without one */
 
@@ -990,6 +991,7 @@ test_status_json(void **state)
     assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(
                                  json, "rateLimitedUntil")));
     assert_true(number(json, "upstreamResponseBytes") == 123456);
+    assert_true(number(json, "activeUpstream") == 2);
 
     v = cJSON_GetObjectItemCaseSensitive(json, "upstreamResponses");
     assert_true(cJSON_IsObject(v));
@@ -1012,7 +1014,7 @@ test_status_json(void **state)
     assert_true(number(v, "10") == 3);
     assert_true(number(v, "+Inf") == 4);
 
-    assert_int_equal(cJSON_GetArraySize(json), 22);
+    assert_int_equal(cJSON_GetArraySize(json), 23);
 
     cJSON_Delete(json);
     free(s);
@@ -1034,6 +1036,7 @@ test_status_json_nulls(void **state)
     st.last_error = NULL;
     st.authenticated = 0;
     st.refreshes = UINT64_MAX;
+    st.active_upstream = -1;
 
     s = two_pass(render_json, &st);
     assert_non_null(strstr(s, "\"refreshes\":18446744073709551615,"));
@@ -1049,6 +1052,8 @@ test_status_json_nulls(void **state)
                                                               "nextRefresh")));
     assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(
                                   json, "authenticated")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(
+                                 json, "activeUpstream")));
 
     /* 0 is a time, not "never" */
 
@@ -1081,6 +1086,7 @@ static const char  *metric_names[] = {
     "stockprice_zone_size_bytes",
     "stockprice_zone_bytes_needed",
     "stockprice_streams",
+    "stockprice_active_upstream",
 };
 
 
@@ -1128,6 +1134,8 @@ test_status_prometheus(void **state)
                               "{zone=\"a\\\\b\\\"c\\nd\"} 43030\n"));
     assert_non_null(strstr(s, "\nstockprice_streams"
                               "{zone=\"a\\\\b\\\"c\\nd\"} 1001\n"));
+    assert_non_null(strstr(s, "\nstockprice_active_upstream"
+                              "{zone=\"a\\\\b\\\"c\\nd\"} 2\n"));
 
     /* the histogram (cumulative, +Inf the count), bytes, answers */
 
@@ -1170,8 +1178,8 @@ test_status_prometheus(void **state)
         assert_true(next[-1] >= '0' && next[-1] <= '9');
     }
 
-    /* 17, the histogram's 12 buckets, sum and count, bytes, 6 classes */
-    assert_int_equal(samples, 17 + 12 + 2 + 1 + 6);
+    /* 18, the histogram's 12 buckets, sum and count, bytes, 6 classes */
+    assert_int_equal(samples, 18 + 12 + 2 + 1 + 6);
 
     free(s);
 }
@@ -1191,6 +1199,7 @@ test_status_prometheus_never(void **state)
     st.last_success_ms = -1;
     st.next_refresh_ms = -1;
     st.authenticated = 0;
+    st.active_upstream = -1;
 
     s = two_pass(render_prometheus, &st);
 
@@ -1200,6 +1209,8 @@ test_status_prometheus_never(void **state)
                               "{zone=\"stocks\"} 0\n"));
     assert_non_null(strstr(s, "\nstockprice_authenticated"
                               "{zone=\"stocks\"} 0\n"));
+    assert_non_null(strstr(s, "\nstockprice_active_upstream"
+                              "{zone=\"stocks\"} -1\n"));
 
     free(s);
 }
