@@ -16,6 +16,10 @@
 #                    for the event-stream fan-out), raise the open files
 #                    limit, run bench/bench.pl: the module side by side with
 #                    nginx's own ceilings and nchan (figures, no assertions)
+# ./build.sh cluster the multi-host demo (t/cluster.t, as root): a provider,
+#                    two origins and six edges, each an nginx in a network
+#                    namespace of its own (198.51.100.0/24 inside them
+#                    only); prints what it shows
 # ./build.sh valgrind [t/FILE.t ...]
 #                    the integration tests (all, or those named) with nginx
 #                    under valgrind: fails on invalid reads, writes or frees
@@ -33,7 +37,7 @@ PACKAGES="nginx nginx-dev libcurl4-openssl-dev libcjson-dev libcmocka-dev
           gcc make clang perl libtest-simple-perl libhttp-tiny-perl
           libpcre2-dev libssl-dev zlib1g-dev valgrind wrk openssl
           ca-certificates zstd prometheus chromium fonts-dejavu-core
-          libjson-validator-perl"
+          libjson-validator-perl iproute2 curl"
 
 # only for ./build.sh bench: nchan, the event-stream fan-out's comparison
 # (installing it enables it for the system's nginx too; the bench runs its
@@ -339,7 +343,10 @@ case "${1:-build}" in
             open_files
             STOCKPRICE_MODULE="$MODULE" NGINX_BIN="$NGINX_BIN" \
                 perl "$ROOT/bench/bench.pl" ;;
+    cluster) build_module
+            cd "$ROOT" && CLUSTER_DEMO=1 STOCKPRICE_MODULE="$MODULE" \
+                NGINX_BIN="$NGINX_BIN" perl -I t/lib t/cluster.t ;;
     valgrind) run_valgrind "$@" ;;
-    *)      echo "usage: $0 [build|run|test|deb|bench|valgrind [t/FILE.t ...]]" >&2
+    *)      echo "usage: $0 [build|run|test|deb|bench|cluster|valgrind [t/FILE.t ...]]" >&2
             exit 2 ;;
 esac
