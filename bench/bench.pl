@@ -21,6 +21,13 @@
 #                while 5,000 records are refreshed every 200 ms, while 50
 #                symbols are asked one request each ($symbol, concurrency=4)
 #                every second, and idle
+#   edge         an edge nginx (worker_processes 1) polling the module's
+#                5,000-symbol list every 200 ms, unchanged, so that every
+#                answer is a 304 to its conditional request: the edge
+#                worker's CPU per refresh, against the worker's CPU per
+#                full refresh of 5,000 records (refresh, above), in
+#                alternating samples; and the requests the feed sees per
+#                interval with 1, 4 and 8 such edges polling one origin
 #   fanout       event-stream fan-out, the module against Debian's nchan
 #                (libnginx-mod-nchan), each in its own nginx
 #                (worker_processes 2, listen backlog=16384), one at a time:
@@ -65,7 +72,7 @@
 # Environment: NGINX_BIN, STOCKPRICE_MODULE, BENCH_ROUNDS (5),
 # BENCH_SECONDS (3 per wrk run), BENCH_KEEP=1 keeps the temp directory,
 # BENCH_ONLY=refresh,latency (any of throughput, refresh, latency, zone,
-# fanout, compress) runs only those parts, BENCH_SUBSCRIBERS (1000,10000)
+# fanout, compress, edge) runs only those parts, BENCH_SUBSCRIBERS (1000,10000)
 # the subscriber counts of fanout (the largest also for the memory
 # figure).  fanout needs the open files limit (./build.sh bench raises the
 # soft limit to the hard one) above 10,000 + a margin for its 10,000 cells,
@@ -94,7 +101,8 @@ my $ROUNDS = $ENV{BENCH_ROUNDS} || 5;
 my $SECONDS = $ENV{BENCH_SECONDS} || 3;
 my %ONLY = map { $_ => 1 }
            split /,/, $ENV{BENCH_ONLY}
-                      || 'throughput,refresh,latency,zone,fanout,compress';
+                      || 'throughput,refresh,latency,zone,edge,fanout,'
+                         . 'compress';
 
 my $dir = tempdir('stockprice-bench-XXXXXX', TMPDIR => 1,
                   CLEANUP => !$ENV{BENCH_KEEP});
@@ -123,6 +131,9 @@ my ($UP, $PORT) = (free_port(), free_port());
 
 # fanout: the module's nginx, nchan's; compress: the module's
 my ($FAN, $NCHAN, $GZ) = (free_port(), free_port(), free_port());
+
+# edge: an nginx polling the module's list
+my $EDGE = free_port();
 
 
 sub slurp {
@@ -417,6 +428,11 @@ start('feeds', common('feeds') . <<"EOF");
                                alias $dir/static/feed5000.json; }
         location = /big/nested { default_type application/json;
                                  alias $dir/static/nested5000.json; }
+
+        # a provider's data changes at every refresh: never a 304 to the
+        # module's conditional requests (the edge part measures those)
+        etag off;
+        if_modified_since off;
     }
 }
 EOF
@@ -756,6 +772,131 @@ if ($ONLY{zone}) {
     printf "  a record as served: %.1f bytes of JSON "
            . "(list of 5,000 / 5,000)\n\n",
            length($body{big}) / 5000;
+}
+
+# edge: the cost of a refresh answered 304, and the feed's requests per
+# interval whatever the number of edges
+
+sub edge_conf {
+    my ($name, $port, $interval, $url) = @_;
+
+    return common($name) . <<"EOF";
+    stockprice_poll $url zone=edge:32m interval=$interval max_size=4m;
+
+    server {
+        listen 127.0.0.1:$port;
+        location /api/StockPrice { stockprice edge; }
+        location = /status/edge { stockprice_status edge; }
+    }
+}
+EOF
+}
+
+if ($ONLY{edge}) {
+    my $url = "http://127.0.0.1:$PORT/big/api/StockPrice";
+
+    start('edge', edge_conf('edge', $EDGE, '1h', $url));
+    wait_until(sub { (status('edge', $EDGE)->{refreshes} // 0) >= 1 }, 15)
+        or die 'edge: no refresh';
+
+    my $w = worker_of('edge');
+    my $c0 = cpu_ns($w);
+    sleep 3;
+    my $edge_idle = (cpu_ns($w) - $c0) / 3;
+
+    $w = worker_of('module');
+    $c0 = cpu_ns($w);
+    sleep 3;
+    my $module_idle = (cpu_ns($w) - $c0) / 3;
+
+    my (%per, %n);
+    my $s304 = status('edge', $EDGE)->{upstreamResponses}{'3xx'} // 0;
+    my $sall = status('edge', $EDGE)->{refreshes} // 0;
+
+    for my $k (qw(edge full full edge edge full)) {
+        # the list unchanged while the edge is measured, the edge still
+        # while the module refreshes
+
+        if ($k eq 'edge') {
+            reload('module', module_conf($ret));
+        } else {
+            reload('edge', edge_conf('edge', $EDGE, '1h', $url));
+        }
+
+        my ($ms, $n) = $k eq 'edge'
+            ? refresh_cost('edge', $edge_idle, name => 'edge', port => $EDGE,
+                           conf => edge_conf('edge', $EDGE, '200ms', $url))
+            : refresh_cost('big', $module_idle);
+        push @{ $per{$k} }, $ms;
+        $n{$k} += $n;
+    }
+
+    my $st = status('edge', $EDGE);
+    my $n304 = ($st->{upstreamResponses}{'3xx'} // 0) - $s304;
+    my $nref = ($st->{refreshes} // 0) - $sall;
+
+    reload('module', module_conf($ret));
+    stop('edge');
+
+    my $ratio = median(@{ $per{edge} }) / median(@{ $per{full} });
+
+    print "edge (worker CPU per refresh, 3 samples of 4 s each, "
+          . "alternating)\n";
+    printf "  %-44s %s ms (%d refreshes, %d of %d answered 304)\n",
+           'edge polling the 5,000-symbol list, 304',
+           range('%.3f', @{ $per{edge} }), $n{edge}, $n304, $nref;
+    printf "  %-44s %s ms (%d refreshes)\n",
+           'a full refresh of 5,000 records',
+           range('%.2f', @{ $per{full} }), $n{full};
+    printf "  304 / full: %.3f (target at most 0.1: %s)\n", $ratio,
+           met($ratio <= 0.1);
+
+    # the feed's requests per interval, with 1, 4, 8 edges on one origin:
+    # the origin polls the small feed every 500 ms, the edges the origin
+
+    my $ORIGIN = free_port();
+
+    start('origin', common('origin') . <<"EOF");
+    stockprice_poll http://127.0.0.1:$UP/small/prices zone=origin:1m
+                    interval=500ms;
+    server {
+        listen 127.0.0.1:$ORIGIN;
+        location /api/StockPrice { stockprice origin; }
+        location = /status/origin { stockprice_status origin; }
+    }
+}
+EOF
+
+    my @edges;
+    my %asked;
+
+    for my $n (1, 4, 8) {
+        while (@edges < $n) {
+            my $name = 'edge' . (@edges + 1);
+            my $port = free_port();
+            start($name, edge_conf($name, $port, '500ms',
+                                   "http://127.0.0.1:$ORIGIN/api/StockPrice"));
+            push @edges, [$name, $port];
+        }
+
+        wait_until(sub { !grep { (status('edge', $_->[1])->{refreshes} // 0)
+                                 < 2 } @edges }, 15)
+            or warn "edges: not all refreshing\n";
+
+        my $r0 = status('origin', $ORIGIN)->{upstreamResponses}{'2xx'} // 0;
+        my $t0 = time;
+        sleep 5;
+        my $r1 = status('origin', $ORIGIN)->{upstreamResponses}{'2xx'} // 0;
+        $asked{$n} = ($r1 - $r0) / ((time - $t0) / 0.5);
+    }
+
+    stop($_->[0]) for @edges;
+    stop('origin');
+
+    printf "  feed requests per interval (500 ms), one origin: "
+           . "%.2f with 1 edge, %.2f with 4, %.2f with 8 (flat: %s)\n\n",
+           @asked{1, 4, 8},
+           met(abs($asked{8} - $asked{1}) <= 0.1);
 }
 
 # fanout and compress run with the nginx of the parts above stopped: the
