@@ -84,8 +84,12 @@ sub new {
         ports   => {},
         daemons => [],
         nginx   => $ENV{NGINX_BIN} || '/usr/sbin/nginx',
-        module  => $ENV{STOCKPRICE_MODULE}
-                   || "$ROOT/build/ngx_http_stockprice_module.so",
+        # absolute: nginx would take a relative path from the prefix
+        module  => do {
+            my $m = $ENV{STOCKPRICE_MODULE}
+                    || "$ROOT/build/ngx_http_stockprice_module.so";
+            abs_path($m) // $m;
+        },
         allow   => [],
         valgrind => '',
     }, $class;
