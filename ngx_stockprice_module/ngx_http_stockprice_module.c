@@ -130,6 +130,8 @@ static char *ngx_http_stockprice(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_stockprice_conf_symbols_file(ngx_conf_t *cf,
     ngx_str_t *file, ngx_str_t *list);
 static ngx_int_t ngx_http_stockprice_conf_check_url(ngx_str_t *url);
+static ngx_int_t ngx_http_stockprice_conf_url(ngx_conf_t *cf, ngx_str_t *url,
+    ngx_str_t *shown, const char *what);
 static ngx_int_t ngx_http_stockprice_conf_filter(ngx_conf_t *cf,
     ngx_http_stockprice_feed_t *feed, ngx_array_t *symbols);
 static int ngx_libc_cdecl ngx_http_stockprice_conf_cmp_str(const void *one,
@@ -345,10 +347,9 @@ ngx_http_stockprice_poll(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     poll.feed->concurrency = NGX_HTTP_STOCKPRICE_CONCURRENCY;
     poll.url = value[1];
 
-    if (ngx_http_stockprice_conf_check_url(&poll.url) != NGX_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid URL \"%V\": must be http:// or https://",
-                           &poll.url);
+    if (ngx_http_stockprice_conf_url(cf, &poll.url, &poll.url, "")
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -489,10 +490,7 @@ static char *
 ngx_http_stockprice_poll_auth(ngx_conf_t *cf, ngx_http_stockprice_poll_t *p,
     ngx_str_t *arg, ngx_str_t *value)
 {
-    if (ngx_http_stockprice_conf_check_url(value) != NGX_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid auth URL \"%V\": must be http:// or "
-                           "https://", arg);
+    if (ngx_http_stockprice_conf_url(cf, value, arg, "auth ") != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -896,10 +894,7 @@ static char *
 ngx_http_stockprice_poll_backup(ngx_conf_t *cf, ngx_http_stockprice_poll_t *p,
     ngx_str_t *arg, ngx_str_t *value)
 {
-    if (ngx_http_stockprice_conf_check_url(value) != NGX_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid backup URL \"%V\": must be http:// or "
-                           "https://", arg);
+    if (ngx_http_stockprice_conf_url(cf, value, arg, "backup ") != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -1292,6 +1287,24 @@ ngx_http_stockprice_poll_hashes(ngx_http_stockprice_feed_t *feed,
     if (feed->filter_hash == 0) {
         feed->filter_hash = 1;
     }
+}
+
+
+/* an http:// or https:// URL, or "invalid [what ]URL" and "shown" said */
+
+static ngx_int_t
+ngx_http_stockprice_conf_url(ngx_conf_t *cf, ngx_str_t *url, ngx_str_t *shown,
+    const char *what)
+{
+    if (ngx_http_stockprice_conf_check_url(url) == NGX_OK) {
+        return NGX_OK;
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid %sURL \"%V\": must be http:// or https://",
+                       what, shown);
+
+    return NGX_ERROR;
 }
 
 
