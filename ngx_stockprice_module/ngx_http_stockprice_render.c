@@ -31,12 +31,6 @@ typedef struct {
 
 static void ngx_http_stockprice_render_civil(char *buf, int64_t sec);
 static void ngx_http_stockprice_render_digits(char *buf, long n, int width);
-static size_t ngx_http_stockprice_render_put(char *dst, size_t n,
-    const char *s, size_t len);
-static size_t ngx_http_stockprice_render_put_str(char *dst, size_t n,
-    const char *s, size_t len);
-static size_t ngx_http_stockprice_render_put_u64(char *dst, size_t n,
-    uint64_t v);
 static size_t ngx_http_stockprice_render_put_field(char *dst, size_t n,
     const char *name, uint64_t v);
 static size_t ngx_http_stockprice_render_put_time(char *dst, size_t n,
@@ -1041,7 +1035,7 @@ ngx_http_stockprice_render_put_seconds(char *dst, size_t n, uint64_t us)
 }
 
 
-static size_t
+size_t
 ngx_http_stockprice_render_put(char *dst, size_t n, const char *s, size_t len)
 {
     if (dst && len) {
@@ -1052,7 +1046,7 @@ ngx_http_stockprice_render_put(char *dst, size_t n, const char *s, size_t len)
 }
 
 
-static size_t
+size_t
 ngx_http_stockprice_render_put_str(char *dst, size_t n, const char *s,
     size_t len)
 {
@@ -1066,7 +1060,7 @@ ngx_http_stockprice_render_put_str(char *dst, size_t n, const char *s,
 }
 
 
-static size_t
+size_t
 ngx_http_stockprice_render_put_u64(char *dst, size_t n, uint64_t v)
 {
     char    buf[24];

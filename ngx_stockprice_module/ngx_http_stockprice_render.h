@@ -30,6 +30,14 @@
 #define NGX_HTTP_STOCKPRICE_PRICE_MAX  24   /* "-2.2250738585072014e-308" */
 #define NGX_HTTP_STOCKPRICE_ISO_MAX    27
 
+/* a record as served, at its longest: symbol escaped, times at most */
+#define NGX_HTTP_STOCKPRICE_RECORD_LONGEST                                    \
+    (sizeof("{\"id\":\"\",\"symbol\":\"\",\"price\":,\"valueDateTime\":\"\","  \
+            "\"measurementTimeStamp\":\"\"}") - 1                             \
+     + NGX_HTTP_STOCKPRICE_UUID_LEN + 2 * NGX_HTTP_STOCKPRICE_SYMBOL_MAX      \
+     + NGX_HTTP_STOCKPRICE_PRICE_MAX + NGX_HTTP_STOCKPRICE_TIME_MAX           \
+     + NGX_HTTP_STOCKPRICE_ISO_MAX)
+
 
 /*
  * What the refreshes cost and what the upstream answered, for the status:
@@ -94,6 +102,16 @@ unsigned ngx_http_stockprice_render_answer_class(long status);
  */
 size_t ngx_http_stockprice_render_escape(char *dst, const char *src,
     size_t len);
+
+/*
+ * Two-pass writers, as the render functions use them: at dst + n, or with
+ * dst NULL only the length; a string quoted and escaped; a decimal number
+ */
+size_t ngx_http_stockprice_render_put(char *dst, size_t n, const char *s,
+    size_t len);
+size_t ngx_http_stockprice_render_put_str(char *dst, size_t n, const char *s,
+    size_t len);
+size_t ngx_http_stockprice_render_put_u64(char *dst, size_t n, uint64_t v);
 
 /* the length of "s" without a multibyte character cut short at its end */
 size_t ngx_http_stockprice_render_utf8_cut(const char *s, size_t len);

@@ -33,14 +33,6 @@
 #define NGX_HTTP_STOCKPRICE_ZONE_PER_SYMBOL  140
 #define NGX_HTTP_STOCKPRICE_ZONE_PER_RECORD  550
 
-/* a record as served, at its longest: symbol escaped, times at most */
-#define NGX_HTTP_STOCKPRICE_RECORD_LONGEST                                    \
-    (sizeof("{\"id\":\"\",\"symbol\":\"\",\"price\":,\"valueDateTime\":\"\","  \
-            "\"measurementTimeStamp\":\"\"}") - 1                             \
-     + NGX_HTTP_STOCKPRICE_UUID_LEN + 2 * NGX_HTTP_STOCKPRICE_SYMBOL_MAX      \
-     + NGX_HTTP_STOCKPRICE_PRICE_MAX + NGX_HTTP_STOCKPRICE_TIME_MAX           \
-     + NGX_HTTP_STOCKPRICE_ISO_MAX)
-
 
 /*
  * One symbol of a snapshot.  Its newest record lies inside the snapshot's
