@@ -14,6 +14,7 @@
 #include <ngx_http_stockprice_render.h>
 #include <ngx_http_stockprice_module.h>
 #include <ngx_http_stockprice_zone.h>
+#include <ngx_http_stockprice_persist.h>
 #include <ngx_http_stockprice_curl.h>
 #include <ngx_http_stockprice_ssl.h>
 #include <ngx_http_stockprice_stream.h>
@@ -1679,6 +1680,7 @@ ngx_http_stockprice_fetch_stored(ngx_http_stockprice_fetch_t *fetch,
         /* not a refresh: the schedule and the counters stay as they are */
         ngx_http_stockprice_zone_lease_drop(fetch->ctx, fetch->lease);
         fetch->lease = 0;
+        ngx_http_stockprice_persist_kick(fetch->ctx);
         ngx_http_stockprice_fetch_arm(fetch, 1);
         return;
 
@@ -1816,6 +1818,10 @@ ngx_http_stockprice_fetch_finish(ngx_http_stockprice_fetch_t *fetch,
 
     fetch->lease = 0;
     ngx_http_stockprice_fetch_reset(fetch);
+
+    if (error == NULL) {
+        ngx_http_stockprice_persist_kick(fetch->ctx);
+    }
 
     if (error) {
         ngx_log_error(NGX_LOG_ERR, fetch->log, 0,

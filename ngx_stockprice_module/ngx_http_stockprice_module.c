@@ -18,6 +18,7 @@
 #include <ngx_http_stockprice_request.h>
 #include <ngx_http_stockprice_stream.h>
 #include <ngx_http_stockprice_notify.h>
+#include <ngx_http_stockprice_persist.h>
 
 
 #define NGX_HTTP_STOCKPRICE_CREDENTIALS_MAX  4096
@@ -84,6 +85,8 @@ static char *ngx_http_stockprice_poll_scope(ngx_conf_t *cf,
 static char *ngx_http_stockprice_poll_symbols(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_symbols_file(ngx_conf_t *cf,
+    ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
+static char *ngx_http_stockprice_poll_state(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
 static char *ngx_http_stockprice_poll_history(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value);
@@ -203,6 +206,7 @@ static ngx_http_stockprice_param_t  ngx_http_stockprice_poll_params[] = {
     { ngx_string("symbol_field="), ngx_http_stockprice_poll_field, 0 },
     { ngx_string("price_field="), ngx_http_stockprice_poll_field, 0 },
     { ngx_string("time_field="), ngx_http_stockprice_poll_time_field, 0 },
+    { ngx_string("state="), ngx_http_stockprice_poll_state, 0 },
     { ngx_null_string, NULL, 0 }
 };
 
@@ -600,6 +604,76 @@ ngx_http_stockprice_poll_symbols_file(ngx_conf_t *cf,
 }
 
 
+/*
+ * state=FILE: from the prefix, in a directory that is there; written in
+ * nginx's thread pool "default", as "aio threads" does
+ */
+
+static char *
+ngx_http_stockprice_poll_state(ngx_conf_t *cf, ngx_http_stockprice_poll_t *p,
+    ngx_str_t *arg, ngx_str_t *value)
+{
+    u_char           *slash;
+    ngx_str_t         path, dir;
+    ngx_file_info_t   fi;
+
+    path = *value;
+
+    if (path.len == 0 || path.data[path.len - 1] == '/'
+        || ngx_strlchr(path.data, path.data + path.len, '\0'))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid state file \"%V\"", arg);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &path, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* NUL-terminated, as an argument's end is */
+
+    for (slash = path.data + path.len - 1; *slash != '/'; slash--) {
+        /* void */
+    }
+
+    dir.len = (slash == path.data) ? 1 : (size_t) (slash - path.data);
+    dir.data = ngx_pnalloc(cf->pool, dir.len + 1);
+    if (dir.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(dir.data, path.data, dir.len);
+    dir.data[dir.len] = '\0';
+
+    if (ngx_file_info(dir.data, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "state file \"%V\": directory \"%V\" not found",
+                           &path, &dir);
+        return NGX_CONF_ERROR;
+    }
+
+    if (!ngx_is_dir(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "state file \"%V\": \"%V\" is not a directory",
+                           &path, &dir);
+        return NGX_CONF_ERROR;
+    }
+
+    p->feed->state = path;
+    p->feed->state_dir = dir;
+
+#if (NGX_THREADS)
+    p->feed->thread_pool = ngx_thread_pool_add(cf, NULL);
+    if (p->feed->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+#endif
+
+    return NGX_CONF_OK;
+}
+
+
 static char *
 ngx_http_stockprice_poll_history(ngx_conf_t *cf,
     ngx_http_stockprice_poll_t *p, ngx_str_t *arg, ngx_str_t *value)
@@ -970,6 +1044,7 @@ ngx_http_stockprice_poll_feed(ngx_conf_t *cf,
     ngx_http_stockprice_main_conf_t *spcf, ngx_http_stockprice_poll_t *p)
 {
     char                         *rv;
+    ngx_uint_t                    i;
     ngx_shm_zone_t               *shm_zone;
     ngx_http_stockprice_ctx_t    *ctx;
     ngx_http_stockprice_feed_t   *feed, **feedp;
@@ -996,6 +1071,22 @@ ngx_http_stockprice_poll_feed(ngx_conf_t *cf,
 
     ngx_http_stockprice_poll_hashes(feed, &p->url);
     ngx_http_stockprice_poll_keys(cf, feed);
+
+    feedp = spcf->feeds.elts;
+
+    for (i = 0; feed->state.len && i < spcf->feeds.nelts; i++) {
+        if (feedp[i]->state.len == feed->state.len
+            && ngx_strncmp(feedp[i]->state.data, feed->state.data,
+                           feed->state.len)
+               == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "state file \"%V\" is already used by zone "
+                               "\"%V\"", &feed->state,
+                               &feedp[i]->shm_zone->shm.name);
+            return NGX_CONF_ERROR;
+        }
+    }
 
     shm_zone = ngx_shared_memory_add(cf, &p->zone, p->size,
                                      &ngx_http_stockprice_module);
@@ -1748,6 +1839,8 @@ ngx_http_stockprice_init_module(ngx_cycle_t *cycle)
 static ngx_int_t
 ngx_http_stockprice_init_process(ngx_cycle_t *cycle)
 {
+    ngx_uint_t                        i;
+    ngx_http_stockprice_feed_t      **feeds;
     ngx_http_stockprice_main_conf_t  *spcf;
 
     if (ngx_process != NGX_PROCESS_WORKER
@@ -1765,6 +1858,16 @@ ngx_http_stockprice_init_process(ngx_cycle_t *cycle)
 
     if (ngx_http_stockprice_fetch_init(cycle, spcf) != NGX_OK) {
         return NGX_ERROR;
+    }
+
+    feeds = spcf->feeds.elts;
+
+    for (i = 0; i < spcf->feeds.nelts; i++) {
+        if (ngx_http_stockprice_persist_init_process(cycle, feeds[i])
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     return ngx_http_stockprice_notify_init_process(cycle,
@@ -1817,6 +1920,7 @@ ngx_http_stockprice_exit_process(ngx_cycle_t *cycle)
     feeds = spcf->feeds.elts;
 
     for (i = 0; i < spcf->feeds.nelts; i++) {
+        ngx_http_stockprice_persist_exit_process(feeds[i]->shm_zone->data);
         ngx_http_stockprice_handler_exit(feeds[i]->shm_zone->data);
     }
 }

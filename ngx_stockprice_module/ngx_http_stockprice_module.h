@@ -92,6 +92,13 @@ typedef struct {
 
     ngx_shm_zone_t                 *shm_zone;
 
+    /* state=: the file, and its directory; NUL-terminated, len 0: none */
+    ngx_str_t                       state;
+    ngx_str_t                       state_dir;
+#if (NGX_THREADS)
+    ngx_thread_pool_t              *thread_pool;  /* "default" */
+#endif
+
     ngx_http_stockprice_fetch_t    *fetch;      /* per worker, at runtime */
 } ngx_http_stockprice_feed_t;
 

@@ -18,7 +18,7 @@
 #define NGX_HTTP_STOCKPRICE_SEC_FIRST  (-62167219200LL)
 #define NGX_HTTP_STOCKPRICE_SEC_LAST   253402300799LL
 
-#define NGX_HTTP_STOCKPRICE_NMETRICS   18
+#define NGX_HTTP_STOCKPRICE_NMETRICS   19
 #define NGX_HTTP_STOCKPRICE_METRIC_ACTIVE  17     /* may be -1 */
 
 
@@ -121,7 +121,9 @@ static const ngx_http_stockprice_metric_t
     { "stockprice_streams", "gauge", "Event streams open, all workers." },
     { "stockprice_active_upstream", "gauge",
       "The upstream that answered last: 0 the prices URL, 1... its backups "
-      "in order, -1 if none yet." }
+      "in order, -1 if none yet." },
+    { "stockprice_restored_records", "gauge",
+      "Records loaded from the state file at start." }
 };
 
 
@@ -785,6 +787,8 @@ ngx_http_stockprice_render_status_json(char *dst,
         n += ngx_http_stockprice_render_put(dst, n, "null", 4);
     }
 
+    n += ngx_http_stockprice_render_put_field(dst, n, "restored",
+                                              st->restored);
     n += ngx_http_stockprice_render_put(dst, n, ",\"authenticated\":", 17);
 
     if (st->authenticated) {
@@ -872,6 +876,7 @@ ngx_http_stockprice_render_status_prometheus(char *dst,
     values[16] = st->streams;
     values[NGX_HTTP_STOCKPRICE_METRIC_ACTIVE] =
         st->active_upstream >= 0 ? (uint64_t) st->active_upstream : 0;
+    values[18] = st->restored;
 
     n = 0;
 

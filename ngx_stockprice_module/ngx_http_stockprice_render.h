@@ -86,6 +86,7 @@ typedef struct {
     uint64_t                        zone_bytes_total;
     uint64_t                        zone_bytes_needed;  /* by the rule */
     uint64_t                        streams;    /* open, all workers */
+    uint64_t                        restored;   /* records, from state= */
     ngx_http_stockprice_traffic_t   traffic;
 } ngx_http_stockprice_status_t;
 

@@ -16,6 +16,7 @@
 #include <ngx_http_stockprice_render.h>
 #include <ngx_http_stockprice_module.h>
 #include <ngx_http_stockprice_zone.h>
+#include <ngx_http_stockprice_persist.h>
 
 
 #define NGX_HTTP_STOCKPRICE_BACKOFF_MAX  60000
@@ -154,6 +155,12 @@ ngx_http_stockprice_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     sh->fixed = shm_zone->shm.size - 2 * size;
 
     ngx_http_stockprice_zone_check_rule(shm_zone, ctx);
+
+    /* a zone new to this master: what state= kept of the last one */
+
+    if (ctx->feed->state.len) {
+        ngx_http_stockprice_persist_load(shm_zone, ctx);
+    }
 
     return NGX_OK;
 }
@@ -894,6 +901,13 @@ ngx_http_stockprice_zone_publish(ngx_http_stockprice_zone_build_t *b)
 
     snap->generation = ++sh->generation;
     snap->filter = b->ctx->feed->filter_hash;
+
+    if (sh->nonce_next) {
+        /* restored: the instance before may have published this one */
+        sh->nonce = sh->nonce_next;
+        sh->nonce_next = 0;
+    }
+
     sh->snapshot = snap;
 }
 
@@ -1537,6 +1551,7 @@ ngx_http_stockprice_zone_status(ngx_http_stockprice_ctx_t *ctx,
     }
 
     st->streams = ngx_http_stockprice_zone_streams_open(sh);
+    st->restored = sh->restored;
 
     st->zone_bytes_used = sh->fixed
                           + (sh->snapshot ? sh->snapshot->size : 0);

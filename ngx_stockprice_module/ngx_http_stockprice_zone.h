@@ -112,6 +112,8 @@ typedef struct {
     ngx_http_stockprice_snap_t     *snapshot;   /* NULL: no data yet */
     uint64_t                        generation;
     uint64_t                        nonce;      /* this zone's, ETag */
+    uint64_t                        nonce_next; /* after a restore: the
+                                                   next publish's; 0 none */
 
     uint64_t                        refreshes;
     uint64_t                        failures;
@@ -127,6 +129,16 @@ typedef struct {
 
     ngx_http_stockprice_stream_slot_t  streams[
                                         NGX_HTTP_STOCKPRICE_STREAM_SLOTS];
+
+    /*
+     * state=: the generation the file holds, the process writing it now
+     * (0: none) and when that began; records loaded from it at start
+     */
+    uint64_t                        state_generation;
+    ngx_pid_t                       state_pid;
+    ngx_msec_t                      state_started;
+    ngx_uint_t                      state_failing;  /* how, as said; 0 */
+    uint64_t                        restored;
 
     /* of the answers the records came from, by request (part) */
     ngx_http_stockprice_validator_t  validators[
@@ -146,6 +158,7 @@ struct ngx_http_stockprice_ctx_s {
     ngx_http_stockprice_feed_t     *feed;
     void                           *cache;      /* handler.c's, per worker */
     void                           *streams;    /* stream.c's, per worker */
+    void                           *persist;    /* persist.c's, per worker */
 };
 
 

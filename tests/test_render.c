@@ -912,6 +912,7 @@ status_init(ngx_http_stockprice_status_t *st)
     st->streams = 1001;
     st->rate_limited_ms = -1;
     st->active_upstream = 2;
+    st->restored = 4321;
 
     /* 3 ms, 7 ms, 7 ms, 12 s; 9 answers 2xx, one 503, two without one */
 
@@ -992,6 +993,7 @@ test_status_json(void **state)
                                  json, "rateLimitedUntil")));
     assert_true(number(json, "upstreamResponseBytes") == 123456);
     assert_true(number(json, "activeUpstream") == 2);
+    assert_true(number(json, "restored") == 4321);
 
     v = cJSON_GetObjectItemCaseSensitive(json, "upstreamResponses");
     assert_true(cJSON_IsObject(v));
@@ -1014,7 +1016,7 @@ test_status_json(void **state)
     assert_true(number(v, "10") == 3);
     assert_true(number(v, "+Inf") == 4);
 
-    assert_int_equal(cJSON_GetArraySize(json), 23);
+    assert_int_equal(cJSON_GetArraySize(json), 24);
 
     cJSON_Delete(json);
     free(s);
@@ -1087,6 +1089,7 @@ static const char  *metric_names[] = {
     "stockprice_zone_bytes_needed",
     "stockprice_streams",
     "stockprice_active_upstream",
+    "stockprice_restored_records",
 };
 
 
@@ -1136,6 +1139,8 @@ test_status_prometheus(void **state)
                               "{zone=\"a\\\\b\\\"c\\nd\"} 1001\n"));
     assert_non_null(strstr(s, "\nstockprice_active_upstream"
                               "{zone=\"a\\\\b\\\"c\\nd\"} 2\n"));
+    assert_non_null(strstr(s, "\nstockprice_restored_records"
+                              "{zone=\"a\\\\b\\\"c\\nd\"} 4321\n"));
 
     /* the histogram (cumulative, +Inf the count), bytes, answers */
 
@@ -1178,8 +1183,8 @@ test_status_prometheus(void **state)
         assert_true(next[-1] >= '0' && next[-1] <= '9');
     }
 
-    /* 18, the histogram's 12 buckets, sum and count, bytes, 6 classes */
-    assert_int_equal(samples, 18 + 12 + 2 + 1 + 6);
+    /* 19, the histogram's 12 buckets, sum and count, bytes, 6 classes */
+    assert_int_equal(samples, 19 + 12 + 2 + 1 + 6);
 
     free(s);
 }
