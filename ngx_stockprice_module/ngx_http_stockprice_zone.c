@@ -809,6 +809,10 @@ ngx_http_stockprice_zone_build_step(ngx_http_stockprice_zone_build_t *b)
             return NGX_DONE;
         }
 
+        /* the list's brackets and commas too */
+
+        b->list_len += 2 + (b->nplan ? b->nplan - 1 : 0);
+
         b->size = sizeof(ngx_http_stockprice_snap_t)
                   + b->nplan * sizeof(ngx_http_stockprice_sym_t)
                   + b->nlens * sizeof(uint32_t)
@@ -817,8 +821,7 @@ ngx_http_stockprice_zone_build_step(ngx_http_stockprice_zone_build_t *b)
         /* with gzip=on, room for the list compressed, at the end */
 
         if (ctx->feed->gzip) {
-            b->gz_size = ngx_http_stockprice_gzip_bound(
-                             b->list_len + 2 + (b->nplan ? b->nplan - 1 : 0));
+            b->gz_size = ngx_http_stockprice_gzip_bound(b->list_len);
             b->size += b->gz_size;
         }
 
@@ -1054,8 +1057,6 @@ ngx_http_stockprice_zone_place(ngx_http_stockprice_zone_build_t *b)
     ngx_http_stockprice_snap_t  *snap;
 
     sh = b->ctx->sh;
-
-    b->list_len += 2 + (b->nplan ? b->nplan - 1 : 0);
 
     half = (b->old && (u_char *) b->old == sh->half[0]) ? sh->half[1]
                                                          : sh->half[0];
