@@ -28,6 +28,12 @@
 #                full refresh of 5,000 records (refresh, above), in
 #                alternating samples; and the requests the feed sees per
 #                interval with 1, 4 and 8 such edges polling one origin
+#   restart      an nginx (worker_processes 1) of one 5,000-symbol zone,
+#                started with and without state= (alternating, 3 each):
+#                the time from the start command to the first status with
+#                5,000 records, and to its port answering at all, the feed
+#                there (its first refresh, over loopback) and the feed gone
+#                (a port that refuses)
 #   fanout       event-stream fan-out, the module against Debian's nchan
 #                (libnginx-mod-nchan), each in its own nginx
 #                (worker_processes 2, listen backlog=16384), one at a time:
@@ -72,7 +78,7 @@
 # Environment: NGINX_BIN, STOCKPRICE_MODULE, BENCH_ROUNDS (5),
 # BENCH_SECONDS (3 per wrk run), BENCH_KEEP=1 keeps the temp directory,
 # BENCH_ONLY=refresh,latency (any of throughput, refresh, latency, zone,
-# fanout, compress, edge) runs only those parts, BENCH_SUBSCRIBERS (1000,10000)
+# fanout, compress, edge, restart) runs only those parts, BENCH_SUBSCRIBERS (1000,10000)
 # the subscriber counts of fanout (the largest also for the memory
 # figure).  fanout needs the open files limit (./build.sh bench raises the
 # soft limit to the hard one) above 10,000 + a margin for its 10,000 cells,
@@ -101,8 +107,8 @@ my $ROUNDS = $ENV{BENCH_ROUNDS} || 5;
 my $SECONDS = $ENV{BENCH_SECONDS} || 3;
 my %ONLY = map { $_ => 1 }
            split /,/, $ENV{BENCH_ONLY}
-                      || 'throughput,refresh,latency,zone,edge,fanout,'
-                         . 'compress';
+                      || 'throughput,refresh,latency,zone,edge,restart,'
+                         . 'fanout,compress';
 
 my $dir = tempdir('stockprice-bench-XXXXXX', TMPDIR => 1,
                   CLEANUP => !$ENV{BENCH_KEEP});
@@ -897,6 +903,117 @@ EOF
            . "%.2f with 1 edge, %.2f with 4, %.2f with 8 (flat: %s)\n\n",
            @asked{1, 4, 8},
            met(abs($asked{8} - $asked{1}) <= 0.1);
+}
+
+# restart: from the start command to data, with and without state=
+
+sub restart_conf {
+    my ($port, $url, $state) = @_;
+
+    return common('restart') . <<"EOF";
+    stockprice_poll $url zone=restart:32m interval=1h timeout=2s
+                    max_size=4m $state;
+
+    server {
+        listen 127.0.0.1:$port;
+        location = /status/restart { stockprice_status restart; }
+    }
+}
+EOF
+}
+
+# (ms to the port answering, ms to 5,000 records; undef: none in 5 s)
+
+sub restart_once {
+    my ($port, $conf) = @_;
+
+    spit("$dir/restart.conf", $conf);
+
+    my ($t0, $listen, $data) = (time);
+
+    system("$NGINX -p $dir/ -c $dir/restart.conf") == 0
+        or die "nginx (restart) did not start";
+    push @started, 'restart';
+
+    while (time - $t0 < 5) {
+        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
+                                      Timeout => 1);
+        if ($s) {
+            close $s;
+            $listen //= 1000 * (time - $t0);
+
+            if ((status('restart', $port)->{records} // 0) >= 5000) {
+                $data = 1000 * (time - $t0);
+                last;
+            }
+        }
+        sleep 0.002;
+    }
+
+    # nginx -s stop: what state= writes at a stop is part of the test
+    my $pid = pid_of('restart');
+    kill 'TERM', $pid;
+    wait_until(sub { !kill(0, $pid) }, 10);
+    @started = grep { $_ ne 'restart' } @started;
+
+    return ($listen, $data);
+}
+
+if ($ONLY{restart}) {
+    my $port = free_port();
+    my $gone = free_port();    # nothing listens there
+    my $feed = "http://127.0.0.1:$UP/big/copy";
+    my $file = "$dir/state/restart.state";
+
+    mkdir "$dir/state";
+    chmod 01777, "$dir/state";
+
+    # a state file of the zone: a start with the feed there, a stop
+    my (undef, $first) = restart_once($port,
+                                      restart_conf($port, $feed,
+                                                   "state=$file"));
+    die "restart: no data
+" . slurp("$dir/restart.error.log")
+        unless defined $first && -s $file;
+
+    my %r;
+
+    for my $round (1 .. 3) {
+        for my $case ($round % 2 ? qw(none state) : qw(state none)) {
+            for my $up ([feed => $feed], [gone => "http://127.0.0.1:$gone/"]) {
+                my ($l, $d) = restart_once($port,
+                                  restart_conf($port, $up->[1],
+                                               $case eq 'state'
+                                               ? "state=$file" : ''));
+                push @{ $r{"$case $up->[0]"}{listen} }, $l // 5000;
+                push @{ $r{"$case $up->[0]"}{data} }, $d;
+            }
+        }
+    }
+
+    my $show = sub {
+        my @d = @{ $_[0] };
+        return 'none within 5 s' if grep { !defined } @d;
+        return range('%.1f', @d) . ' ms';
+    };
+
+    printf "restart (5,000 symbols, state file %d bytes; from the start "
+           . "command, 3 starts each, alternating)
+", -s $file;
+    printf "  %-34s %-28s %s
+", '', 'first data', 'port answering';
+
+    for my $k ('none feed', 'state feed', 'none gone', 'state gone') {
+        my ($case, $up) = split ' ', $k;
+        printf "  %-34s %-28s %s ms
+",
+               ($case eq 'state' ? 'state=, ' : 'no state=, ')
+               . ($up eq 'feed' ? 'feed there' : 'feed gone'),
+               $show->($r{$k}{data}), range('%.1f', @{ $r{$k}{listen} });
+    }
+
+    print "
+";
 }
 
 # fanout and compress run with the nginx of the parts above stopped: the
