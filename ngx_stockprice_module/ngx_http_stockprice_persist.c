@@ -39,15 +39,7 @@ typedef char ngx_http_stockprice_persist_agree_t[
 /* a write: what the zone held, read under its mutex, and how it went */
 
 typedef struct {
-    ngx_http_stockprice_sh_t       *sh;
-    u_char                         *src;        /* the snapshot, in the zone */
-    size_t                          size;
-    uint64_t                        generation;
-    uint64_t                        nonce;
-    uint64_t                        filter;
-    time_t                          last_modified;
-    ngx_http_stockprice_state_validator_t  validators[
-                                        NGX_HTTP_STOCKPRICE_VALIDATORS];
+    ngx_http_stockprice_zone_copy_t  copy;
 
     ngx_str_t                      *zone;
     ngx_str_t                      *path;
@@ -102,8 +94,6 @@ static void ngx_http_stockprice_persist_start(
     ngx_http_stockprice_persist_t *p);
 static ngx_int_t ngx_http_stockprice_persist_claim(
     ngx_http_stockprice_persist_t *p, ngx_uint_t exiting, ngx_msec_t *wait);
-static void ngx_http_stockprice_persist_job(ngx_http_stockprice_sh_t *sh,
-    ngx_http_stockprice_persist_job_t *job);
 static void ngx_http_stockprice_persist_forget(
     ngx_http_stockprice_persist_t *p, ngx_pid_t pid);
 #if (NGX_THREADS)
@@ -605,110 +595,47 @@ ngx_http_stockprice_persist_start(ngx_http_stockprice_persist_t *p)
 
 
 /*
- * Under the mutex: the job of writing the zone is this process's, if the
- * zone is newer than the file, no other process is writing it, and the
- * last write began a second ago or more (at exit, whenever).  NGX_DONE:
- * nothing to write; NGX_DECLINED: look again in *wait ms.
+ * The job of writing the zone, if it is due and this process's (zone.c
+ * says); a writer that died writing is replaced.  NGX_DONE: nothing to
+ * write; NGX_DECLINED: look again in *wait ms.
  */
 
 static ngx_int_t
 ngx_http_stockprice_persist_claim(ngx_http_stockprice_persist_t *p,
     ngx_uint_t exiting, ngx_msec_t *wait)
 {
-    ngx_pid_t                  holder;
-    ngx_uint_t                 tries;
-    ngx_msec_int_t             left;
-    ngx_http_stockprice_sh_t  *sh;
-    ngx_http_stockprice_ctx_t *ctx;
-
-    ctx = p->ctx;
-    sh = ctx->sh;
-    *wait = NGX_HTTP_STOCKPRICE_PERSIST_EVERY;
+    ngx_int_t   rc;
+    ngx_pid_t   holder;
+    ngx_uint_t  tries;
 
     for (tries = 0; tries < 2; tries++) {
 
-        ngx_shmtx_lock(&ctx->shpool->mutex);
+        rc = ngx_http_stockprice_zone_state_claim(p->ctx,
+                                           NGX_HTTP_STOCKPRICE_PERSIST_EVERY,
+                                           exiting, &p->job->copy, &holder,
+                                           wait);
 
-        if (sh->snapshot == NULL || sh->generation <= sh->state_generation) {
-            ngx_shmtx_unlock(&ctx->shpool->mutex);
-            return NGX_DONE;
+        if (rc == NGX_OK) {
+            p->job->rc = NGX_ERROR;
+            p->job->failed = NULL;
+            p->job->file = NULL;
+            p->job->err = 0;
+            p->job->bytes = 0;
         }
 
-        holder = sh->state_pid;
+        if (rc != NGX_BUSY) {
+            return rc;
+        }
 
-        if (holder != 0 && holder != ngx_pid) {
-            ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-            if (kill(holder, 0) == -1 && ngx_errno == NGX_ESRCH) {
-                /* it died writing: its job, and its temporary file, go */
-                ngx_http_stockprice_persist_forget(p, holder);
-                continue;
-            }
-
+        if (kill(holder, 0) == 0 || ngx_errno != NGX_ESRCH) {
             return NGX_DECLINED;
         }
 
-        left = (ngx_msec_int_t) (sh->state_started
-                                 + NGX_HTTP_STOCKPRICE_PERSIST_EVERY
-                                 - ngx_current_msec);
-
-        if (!exiting && sh->state_started && left > 0) {
-            ngx_shmtx_unlock(&ctx->shpool->mutex);
-            *wait = (ngx_msec_t) left;
-            return NGX_DECLINED;
-        }
-
-        sh->state_pid = ngx_pid;
-        sh->state_started = ngx_current_msec;
-
-        ngx_http_stockprice_persist_job(sh, p->job);
-
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-        return NGX_OK;
+        /* it died writing: its job, and its temporary file, go */
+        ngx_http_stockprice_persist_forget(p, holder);
     }
 
     return NGX_DECLINED;
-}
-
-
-/* under the mutex: what the job writes */
-
-static void
-ngx_http_stockprice_persist_job(ngx_http_stockprice_sh_t *sh,
-    ngx_http_stockprice_persist_job_t *job)
-{
-    ngx_uint_t                              i;
-    ngx_http_stockprice_snap_t             *snap;
-    ngx_http_stockprice_validator_t        *v;
-    ngx_http_stockprice_state_validator_t  *sv;
-
-    snap = sh->snapshot;
-
-    job->sh = sh;
-    job->src = (u_char *) snap;
-    job->size = snap->size;
-    job->generation = snap->generation;
-    job->nonce = sh->nonce;
-    job->filter = snap->filter;
-    job->last_modified = snap->last_modified;
-
-    for (i = 0; i < NGX_HTTP_STOCKPRICE_VALIDATORS; i++) {
-        v = &sh->validators[i];
-        sv = &job->validators[i];
-
-        sv->key = v->key;
-        sv->etag_len = v->etag_len;
-        sv->date_len = v->date_len;
-        ngx_memcpy(sv->etag, v->etag, v->etag_len);
-        ngx_memcpy(sv->date, v->date, v->date_len);
-    }
-
-    job->rc = NGX_ERROR;
-    job->failed = NULL;
-    job->file = NULL;
-    job->err = 0;
-    job->bytes = 0;
 }
 
 
@@ -718,19 +645,10 @@ static void
 ngx_http_stockprice_persist_forget(ngx_http_stockprice_persist_t *p,
     ngx_pid_t pid)
 {
-    u_char                     *temp;
-    ngx_str_t                  *path;
-    ngx_http_stockprice_ctx_t  *ctx;
+    u_char     *temp;
+    ngx_str_t  *path;
 
-    ctx = p->ctx;
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-
-    if (ctx->sh->state_pid == pid) {
-        ctx->sh->state_pid = 0;
-    }
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    ngx_http_stockprice_zone_state_forget(p->ctx, pid);
 
     path = p->job->path;
 
@@ -779,12 +697,10 @@ ngx_http_stockprice_persist_done(ngx_http_stockprice_persist_t *p,
 {
     ngx_uint_t                          failing, why;
     ngx_log_t                          *log;
-    ngx_http_stockprice_sh_t           *sh;
     ngx_http_stockprice_ctx_t          *ctx;
     ngx_http_stockprice_persist_job_t  *job;
 
     ctx = p->ctx;
-    sh = ctx->sh;
     job = p->job;
     log = p->timer.log;
 
@@ -797,23 +713,8 @@ ngx_http_stockprice_persist_done(ngx_http_stockprice_persist_t *p,
                << 16 | (ngx_uint_t) job->err) | 1;
     }
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-
-    if (sh->state_pid == ngx_pid) {
-        sh->state_pid = 0;
-    }
-
-    if (job->rc == NGX_OK && job->generation > sh->state_generation) {
-        sh->state_generation = job->generation;
-    }
-
-    failing = sh->state_failing;
-
-    if (job->rc != NGX_DECLINED) {
-        sh->state_failing = why;
-    }
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    failing = ngx_http_stockprice_zone_state_done(ctx, job->rc,
+                                                  job->copy.generation, why);
 
     switch (job->rc) {
 
@@ -827,7 +728,7 @@ ngx_http_stockprice_persist_done(ngx_http_stockprice_persist_t *p,
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
                        "stockprice zone \"%V\": state file written, "
                        "%uz bytes, generation %uL", job->zone, job->bytes,
-                       job->generation);
+                       job->copy.generation);
         break;
 
     case NGX_DECLINED:
@@ -914,17 +815,17 @@ ngx_http_stockprice_persist_run(ngx_http_stockprice_persist_job_t *job)
     u_char                       *copy, *buf;
     ngx_http_stockprice_state_t   st;
 
-    copy = malloc(job->size);
+    copy = malloc(job->copy.size);
     if (copy == NULL) {
         ngx_http_stockprice_persist_fail(job, "malloc() failed", NULL);
         return;
     }
 
-    ngx_memcpy(copy, job->src, job->size);
+    ngx_memcpy(copy, job->copy.src, job->copy.size);
 
     ngx_memory_barrier();
 
-    if (*(volatile uint64_t *) &job->sh->generation != job->generation) {
+    if (*job->copy.current != job->copy.generation) {
         free(copy);
         job->rc = NGX_DECLINED;
         return;
@@ -981,9 +882,11 @@ ngx_http_stockprice_persist_state(ngx_http_stockprice_persist_job_t *job,
     ngx_http_stockprice_sym_t        *syms, *sym;
     ngx_http_stockprice_snap_t       *snap;
     ngx_http_stockprice_state_sym_t  *ssyms, *ss;
+    ngx_http_stockprice_validator_t        *v;
+    ngx_http_stockprice_state_validator_t  *sv;
 
-    base = job->src;
-    last = job->src + job->size;
+    base = job->copy.src;
+    last = job->copy.src + job->copy.size;
     snap = (ngx_http_stockprice_snap_t *) copy;
     nrecords = snap->nrecords;
 
@@ -1056,15 +959,24 @@ ngx_http_stockprice_persist_state(ngx_http_stockprice_persist_job_t *job,
 
     st->zone = (char *) job->zone->data;
     st->zone_len = job->zone->len;
-    st->generation = job->generation;
-    st->nonce = job->nonce;
-    st->filter = job->filter;
-    st->last_modified = job->last_modified;
+    st->generation = job->copy.generation;
+    st->nonce = job->copy.nonce;
+    st->filter = job->copy.filter;
+    st->last_modified = job->copy.last_modified;
     st->nsymbols = snap->nsymbols;
     st->nrecords = k;
     st->syms = ssyms;
 
-    ngx_memcpy(st->validators, job->validators, sizeof(job->validators));
+    for (i = 0; i < NGX_HTTP_STOCKPRICE_VALIDATORS; i++) {
+        v = &job->copy.validators[i];
+        sv = &st->validators[i];
+
+        sv->key = v->key;
+        sv->etag_len = v->etag_len;
+        sv->date_len = v->date_len;
+        ngx_memcpy(sv->etag, v->etag, v->etag_len);
+        ngx_memcpy(sv->date, v->date, v->date_len);
+    }
 
     return NGX_OK;
 

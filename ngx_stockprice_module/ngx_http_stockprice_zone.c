@@ -1694,3 +1694,118 @@ ngx_http_stockprice_zone_read_gz(ngx_http_stockprice_ctx_t *ctx,
 
     return rc;
 }
+
+
+/*
+ * state=: the job of writing the zone to its file is this process's if the
+ * zone is newer than the file, no other process is writing it, and the
+ * last write began "every" ms ago or more (when exiting, whenever).
+ * NGX_OK: *c is what to write; NGX_DONE: nothing to write; NGX_BUSY:
+ * *holder writes it (is it alive?); NGX_DECLINED: ask again in *wait ms.
+ */
+
+ngx_int_t
+ngx_http_stockprice_zone_state_claim(ngx_http_stockprice_ctx_t *ctx,
+    ngx_msec_t every, ngx_uint_t exiting, ngx_http_stockprice_zone_copy_t *c,
+    ngx_pid_t *holder, ngx_msec_t *wait)
+{
+    ngx_msec_int_t               left;
+    ngx_http_stockprice_sh_t    *sh;
+    ngx_http_stockprice_snap_t  *snap;
+
+    sh = ctx->sh;
+    *wait = every;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    snap = sh->snapshot;
+
+    if (snap == NULL || sh->generation <= sh->state_generation) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_DONE;
+    }
+
+    if (sh->state_pid != 0 && sh->state_pid != ngx_pid) {
+        *holder = sh->state_pid;
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_BUSY;
+    }
+
+    left = (ngx_msec_int_t) (sh->state_started + every - ngx_current_msec);
+
+    if (!exiting && sh->state_started && left > 0) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        *wait = (ngx_msec_t) left;
+        return NGX_DECLINED;
+    }
+
+    sh->state_pid = ngx_pid;
+    sh->state_started = ngx_current_msec;
+
+    c->src = (u_char *) snap;
+    c->size = snap->size;
+    c->generation = snap->generation;
+    c->nonce = sh->nonce;
+    c->filter = snap->filter;
+    c->last_modified = snap->last_modified;
+    c->current = &sh->generation;
+    ngx_memcpy(c->validators, sh->validators, sizeof(sh->validators));
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/* a writer that is gone is no longer the writer */
+
+void
+ngx_http_stockprice_zone_state_forget(ngx_http_stockprice_ctx_t *ctx,
+    ngx_pid_t pid)
+{
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    if (ctx->sh->state_pid == pid) {
+        ctx->sh->state_pid = 0;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+/*
+ * This process's write ended: NGX_OK (the file holds "generation"),
+ * NGX_DECLINED (the zone moved on meanwhile), NGX_ERROR ("why", not 0,
+ * tells one failure from another).  Returns how writes failed before
+ * (0: they did not), for the log to say only what changed.
+ */
+
+ngx_uint_t
+ngx_http_stockprice_zone_state_done(ngx_http_stockprice_ctx_t *ctx,
+    ngx_int_t rc, uint64_t generation, ngx_uint_t why)
+{
+    ngx_uint_t                 failing;
+    ngx_http_stockprice_sh_t  *sh;
+
+    sh = ctx->sh;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    if (sh->state_pid == ngx_pid) {
+        sh->state_pid = 0;
+    }
+
+    if (rc == NGX_OK && generation > sh->state_generation) {
+        sh->state_generation = generation;
+    }
+
+    failing = sh->state_failing;
+
+    if (rc != NGX_DECLINED) {
+        sh->state_failing = (rc == NGX_OK) ? 0 : why;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return failing;
+}

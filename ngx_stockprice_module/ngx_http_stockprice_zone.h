@@ -265,6 +265,21 @@ typedef struct {
 } ngx_http_stockprice_zone_view_t;
 
 
+/* what a state= write takes of the zone, under its mutex (persist.c) */
+
+typedef struct {
+    u_char                         *src;        /* the snapshot served */
+    size_t                          size;
+    uint64_t                        generation;
+    uint64_t                        nonce;
+    uint64_t                        filter;
+    time_t                          last_modified;
+    ngx_http_stockprice_validator_t  validators[
+                                        NGX_HTTP_STOCKPRICE_VALIDATORS];
+    volatile uint64_t              *current;    /* the zone's generation */
+} ngx_http_stockprice_zone_copy_t;
+
+
 ngx_int_t ngx_http_stockprice_zone_init(ngx_shm_zone_t *shm_zone,
     void *data);
 size_t ngx_http_stockprice_zone_size(ngx_uint_t nsymbols,
@@ -314,6 +329,14 @@ ngx_int_t ngx_http_stockprice_zone_read_gz(ngx_http_stockprice_ctx_t *ctx,
 uint64_t ngx_http_stockprice_zone_generation(ngx_http_stockprice_ctx_t *ctx);
 void ngx_http_stockprice_zone_streams(ngx_http_stockprice_ctx_t *ctx,
     ngx_uint_t n);
+
+ngx_int_t ngx_http_stockprice_zone_state_claim(ngx_http_stockprice_ctx_t *ctx,
+    ngx_msec_t every, ngx_uint_t exiting, ngx_http_stockprice_zone_copy_t *c,
+    ngx_pid_t *holder, ngx_msec_t *wait);
+void ngx_http_stockprice_zone_state_forget(ngx_http_stockprice_ctx_t *ctx,
+    ngx_pid_t pid);
+ngx_uint_t ngx_http_stockprice_zone_state_done(ngx_http_stockprice_ctx_t *ctx,
+    ngx_int_t rc, uint64_t generation, ngx_uint_t why);
 
 
 #endif /* _NGX_HTTP_STOCKPRICE_ZONE_H_INCLUDED_ */
