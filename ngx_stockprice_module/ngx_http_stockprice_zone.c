@@ -137,6 +137,7 @@ ngx_http_stockprice_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     shpool->data = sh;
     ctx->sh = sh;
     sh->nonce = ngx_http_stockprice_zone_nonce();
+    sh->created = ngx_time();
 
     size = (shpool->pfree / 2) << ngx_pagesize_shift;
 
@@ -1233,7 +1234,7 @@ ngx_http_stockprice_zone_measure_view(ngx_http_stockprice_ctx_t *ctx,
     view->snap = snap;
     view->generation = sh->generation;
     view->etag_len = ngx_http_stockprice_zone_etag(sh, view->etag);
-    view->last_modified = snap ? snap->last_modified : -1;
+    view->last_modified = snap ? snap->last_modified : sh->created;
     view->prune = snap && snap->filter != ctx->feed->filter_hash
                   && ctx->feed->nfilter;
 

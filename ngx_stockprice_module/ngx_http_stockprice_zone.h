@@ -112,6 +112,7 @@ typedef struct {
     ngx_http_stockprice_snap_t     *snapshot;   /* NULL: no data yet */
     uint64_t                        generation;
     uint64_t                        nonce;      /* this zone's, ETag */
+    time_t                          created;    /* Last-Modified of "[]" */
     uint64_t                        nonce_next; /* after a restore: the
                                                    next publish's; 0 none */
 
@@ -253,7 +254,7 @@ typedef struct {
 
     size_t                          len;
     uint64_t                        generation;
-    time_t                          last_modified;  /* -1: no data */
+    time_t                          last_modified;
     size_t                          etag_len;
     u_char                          etag[NGX_HTTP_STOCKPRICE_ETAG_LEN];
     u_char                         *last;       /* end of the copy */

@@ -795,8 +795,8 @@ my $etag0 = $r->{headers}{etag} // '';
 
 check('first refresh: list', req(GET => $LIST), $r,
       status => 200, type => 'application/json',
-      present => ['ETag', 'Vary'], absent => ['Last-Modified',
-                                             'Content-Encoding'],
+      present => ['ETag', 'Last-Modified', 'Vary'],
+      absent => ['Content-Encoding'],
       what => '[]',
       json => sub { symbols_of($_[0]) eq '' ? '' : 'not empty' });
 
@@ -809,11 +809,10 @@ check('first refresh: list to a gzip client',
 
 check('first refresh: If-None-Match', req(GET => $LIST),
       get_on($t, GET => $LIST, 'If-None-Match' => $etag0),
-      status => 304, present => ['ETag', 'Vary'],
-      absent => ['Last-Modified']);
+      status => 304, present => ['ETag', 'Last-Modified', 'Vary']);
 
 check('first refresh: HEAD', req(HEAD => $LIST), get_on($t, HEAD => $LIST),
-      status => 200, present => ['ETag', 'Vary'], absent => ['Last-Modified']);
+      status => 200, present => ['ETag', 'Last-Modified', 'Vary']);
 
 check('first refresh: history', req(GET => "$LIST/MSFT"),
       get_on($t, GET => "$LIST/MSFT"),

@@ -54,6 +54,16 @@ my $r = $t->get('/api/StockPrice');
 is($r->{status}, 200, 'list before first refresh: 200');
 is($r->{content}, '[]', 'list before first refresh: []');
 
+# CONTRACT 4.1: every 200 carries ETag and Last-Modified, this one too (the
+# zone's "[]" since it was made); the first data's is not older
+
+my $lm0 = $r->{headers}{'last-modified'} // '';
+like($lm0, qr/^\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT$/,
+     "list before first refresh: Last-Modified ($lm0)");
+ok(defined $r->{headers}{etag}, 'list before first refresh: ETag');
+is($t->get('/api/StockPrice', 'If-Modified-Since' => $lm0)->{status}, 304,
+   'list before first refresh: If-Modified-Since its Last-Modified, 304');
+
 $up->control({
     records => [
         { symbol => 'BRK.B', price => '187.30' },
