@@ -79,7 +79,7 @@ static int ngx_libc_cdecl ngx_http_stockprice_zone_cmp_ptr(const void *one,
 static ngx_uint_t ngx_http_stockprice_zone_streams_open(
     ngx_http_stockprice_sh_t *sh);
 static size_t ngx_http_stockprice_zone_etag(ngx_http_stockprice_sh_t *sh,
-    u_char *buf);
+    uint64_t pruned, u_char *buf);
 static uint64_t ngx_http_stockprice_zone_nonce(void);
 
 
@@ -1233,10 +1233,15 @@ ngx_http_stockprice_zone_measure_view(ngx_http_stockprice_ctx_t *ctx,
 
     view->snap = snap;
     view->generation = sh->generation;
-    view->etag_len = ngx_http_stockprice_zone_etag(sh, view->etag);
     view->last_modified = snap ? snap->last_modified : sh->created;
     view->prune = snap && snap->filter != ctx->feed->filter_hash
                   && ctx->feed->nfilter;
+
+    /* the data pruned is another body: another ETag */
+
+    view->etag_len = ngx_http_stockprice_zone_etag(sh,
+                                   view->prune ? ctx->feed->filter_hash : 0,
+                                   view->etag);
 
     if (view->symbol.len) {
         sym = snap ? ngx_http_stockprice_zone_find(snap, view->symbol.data,
@@ -1458,8 +1463,15 @@ ngx_http_stockprice_zone_cmp_ptr(const void *one, const void *two)
  */
 
 static size_t
-ngx_http_stockprice_zone_etag(ngx_http_stockprice_sh_t *sh, u_char *buf)
+ngx_http_stockprice_zone_etag(ngx_http_stockprice_sh_t *sh, uint64_t pruned,
+    u_char *buf)
 {
+    if (pruned) {
+        return ngx_sprintf(buf, "\"%016xL-%xL-%016xL\"", sh->nonce,
+                           sh->generation, pruned)
+               - buf;
+    }
+
     return ngx_sprintf(buf, "\"%016xL-%xL\"", sh->nonce, sh->generation)
            - buf;
 }

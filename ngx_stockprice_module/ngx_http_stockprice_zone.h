@@ -21,7 +21,8 @@
 
 #define NGX_HTTP_STOCKPRICE_ERROR_LEN   256
 #define NGX_HTTP_STOCKPRICE_LEASE_POLL  1000
-#define NGX_HTTP_STOCKPRICE_ETAG_LEN    (sizeof("\"-\"") - 1 + 16 + 16)
+/* "nonce-generation", or with the symbols= it was pruned for "...-filter" */
+#define NGX_HTTP_STOCKPRICE_ETAG_LEN    (sizeof("\"--\"") - 1 + 16 + 16 + 16)
 
 /*
  * The zone size rule (README, "Zone size"): a zone of at least
