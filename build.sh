@@ -173,7 +173,8 @@ run_tests() {
     echo "== unit tests (tests/, cmocka)"
     make -s -C "$ROOT/tests" check || failed=1
 
-    echo "== fuzzing the upstream parser (tests/fuzz_parse.c, libFuzzer)"
+    echo "== fuzzing the upstream parser and the state loader" \
+         "(tests/fuzz_parse.c, tests/fuzz_state.c, libFuzzer)"
     run_fuzz || failed=1
 
     # t/deb.t installs it into the machine's nginx and purges it again
@@ -293,7 +294,7 @@ run_fuzz() {
 
     runs=$(sed -n \
         's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1 runs in \2 s/p' \
-        "$log")
+        "$log" | paste -sd ';' | sed 's/;/ (parser); /; s/$/ (state)/')
     echo "fuzz: ${runs:-? runs}, no crash, no sanitizer report"
 }
 
