@@ -106,6 +106,9 @@ static ngx_table_elt_t *ngx_http_stockprice_stream_header(
     ngx_http_request_t *r, const char *name, size_t len,
     ngx_table_elt_t *after);
 static ngx_int_t ngx_http_stockprice_stream_headers(ngx_http_request_t *r);
+static ngx_int_t ngx_http_stockprice_stream_first(
+    ngx_http_stockprice_stream_t *s, ngx_http_stockprice_ctx_t *ctx,
+    ngx_http_stockprice_stream_event_t **ev);
 static ngx_http_stockprice_stream_event_t *ngx_http_stockprice_stream_event(
     ngx_http_stockprice_ctx_t *ctx, ngx_http_stockprice_zone_view_t *view,
     ngx_log_t *log);
@@ -243,7 +246,6 @@ ngx_http_stockprice_stream_start(ngx_http_request_t *r,
     ngx_http_stockprice_ctx_t *ctx, ngx_http_stockprice_zone_view_t *view)
 {
     ngx_int_t                            rc;
-    ngx_table_elt_t                     *h;
     ngx_pool_cleanup_t                  *cln;
     ngx_http_stockprice_stream_t        *s;
     ngx_http_stockprice_streams_t       *all;
@@ -286,29 +288,8 @@ ngx_http_stockprice_stream_start(ngx_http_request_t *r,
         return rc;
     }
 
-    /* Last-Event-ID naming the current data: nothing to send yet */
-
-    ev = NULL;
-    h = ngx_http_stockprice_stream_header(r, "Last-Event-ID",
-                                          sizeof("Last-Event-ID") - 1, NULL);
-
-    (void) ngx_http_stockprice_zone_read(ctx, &s->view, NULL, 0);
-
-    if (h && h->value.len == s->view.etag_len
-        && ngx_strncmp(h->value.data, s->view.etag, h->value.len) == 0)
-    {
-        s->view.since = s->view.generation;
-
-    } else {
-        s->view.since = 0;
-
-        ev = ngx_http_stockprice_stream_event(ctx, &s->view,
-                                              r->connection->log);
-        if (ev == NULL) {
-            return NGX_ERROR;
-        }
-
-        s->view.since = ev->generation;
+    if (ngx_http_stockprice_stream_first(s, ctx, &ev) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     ngx_queue_insert_tail(&all->streams, &s->queue);
@@ -358,6 +339,46 @@ ngx_http_stockprice_stream_start(ngx_http_request_t *r,
     r->main->count++;
 
     return NGX_DONE;
+}
+
+
+
+/*
+ * The stream's first event (*ev): the current list, unless Last-Event-ID
+ * names the current data (*ev NULL: nothing to send yet)
+ */
+
+static ngx_int_t
+ngx_http_stockprice_stream_first(ngx_http_stockprice_stream_t *s,
+    ngx_http_stockprice_ctx_t *ctx, ngx_http_stockprice_stream_event_t **ev)
+{
+    ngx_table_elt_t  *h;
+
+    *ev = NULL;
+
+    h = ngx_http_stockprice_stream_header(s->r, "Last-Event-ID",
+                                          sizeof("Last-Event-ID") - 1, NULL);
+
+    (void) ngx_http_stockprice_zone_read(ctx, &s->view, NULL, 0);
+
+    if (h && h->value.len == s->view.etag_len
+        && ngx_strncmp(h->value.data, s->view.etag, h->value.len) == 0)
+    {
+        s->view.since = s->view.generation;
+        return NGX_OK;
+    }
+
+    s->view.since = 0;
+
+    *ev = ngx_http_stockprice_stream_event(ctx, &s->view,
+                                           s->r->connection->log);
+    if (*ev == NULL) {
+        return NGX_ERROR;
+    }
+
+    s->view.since = (*ev)->generation;
+
+    return NGX_OK;
 }
 
 

@@ -44,6 +44,8 @@ static ngx_uint_t ngx_http_stockprice_zone_history(
     ngx_http_stockprice_feed_t *feed);
 static size_t ngx_http_stockprice_zone_snap_max(ngx_uint_t nsymbols,
     ngx_uint_t history, ngx_uint_t gzip);
+static ngx_msec_t ngx_http_stockprice_zone_hold(ngx_http_stockprice_ctx_t *ctx,
+    ngx_http_stockprice_zone_outcome_t *outcome, ngx_time_t *tp);
 static void ngx_http_stockprice_zone_check_rule(ngx_shm_zone_t *shm_zone,
     ngx_http_stockprice_ctx_t *ctx);
 static ngx_int_t ngx_http_stockprice_zone_token_valid(
@@ -405,9 +407,8 @@ ngx_http_stockprice_zone_refresh_done(ngx_http_stockprice_ctx_t *ctx,
 {
     ngx_str_t                 *error;
     ngx_uint_t                 n;
-    ngx_msec_t                 wait, interval, retry, hold;
+    ngx_msec_t                 wait, interval;
     ngx_time_t                *tp;
-    ngx_msec_int_t             left;
     ngx_http_stockprice_sh_t  *sh;
 
     sh = ctx->sh;
@@ -478,11 +479,40 @@ ngx_http_stockprice_zone_refresh_done(ngx_http_stockprice_ctx_t *ctx,
         sh->answered = outcome->answered;
     }
 
-    /*
-     * 429 or 503 with Retry-After: nothing to that upstream before then
-     * (to any, when auth asked it); the next refresh when one is free
-     */
+    wait = ngx_max(wait, ngx_http_stockprice_zone_hold(ctx, outcome, tp));
 
+    sh->next_refresh = ngx_current_msec + wait;
+    sh->last_end = ngx_current_msec;
+    sh->last_end_ms = (int64_t) tp->sec * 1000 + tp->msec;
+    sh->next_refresh_ms = sh->last_end_ms + wait;
+    sh->scheduled = 1;
+    sh->lease_pid = 0;
+
+    *nsymbols = sh->snapshot ? sh->snapshot->nsymbols : 0;
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    *delay = wait;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Under the mutex: 429 or 503 with Retry-After, nothing to that upstream
+ * before then (to any, when auth asked it); how long until one is free
+ */
+
+static ngx_msec_t
+ngx_http_stockprice_zone_hold(ngx_http_stockprice_ctx_t *ctx,
+    ngx_http_stockprice_zone_outcome_t *outcome, ngx_time_t *tp)
+{
+    ngx_uint_t                 n;
+    ngx_msec_t                 retry, hold;
+    ngx_msec_int_t             left;
+    ngx_http_stockprice_sh_t  *sh;
+
+    sh = ctx->sh;
     hold = NGX_MAX_INT32_VALUE;
 
     for (n = 0; n < ctx->feed->nupstreams; n++) {
@@ -504,22 +534,7 @@ ngx_http_stockprice_zone_refresh_done(ngx_http_stockprice_ctx_t *ctx,
         }
     }
 
-    wait = ngx_max(wait, hold);
-
-    sh->next_refresh = ngx_current_msec + wait;
-    sh->last_end = ngx_current_msec;
-    sh->last_end_ms = (int64_t) tp->sec * 1000 + tp->msec;
-    sh->next_refresh_ms = sh->last_end_ms + wait;
-    sh->scheduled = 1;
-    sh->lease_pid = 0;
-
-    *nsymbols = sh->snapshot ? sh->snapshot->nsymbols : 0;
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-    *delay = wait;
-
-    return NGX_OK;
+    return hold;
 }
 
 
