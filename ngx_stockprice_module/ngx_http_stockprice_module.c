@@ -631,20 +631,28 @@ ngx_http_stockprice_poll_state(ngx_conf_t *cf, ngx_http_stockprice_poll_t *p,
         return NGX_CONF_ERROR;
     }
 
-    /* NUL-terminated, as an argument's end is */
+    /* NUL-terminated, as an argument's end is; a relative -p, relative */
 
-    for (slash = path.data + path.len - 1; *slash != '/'; slash--) {
+    for (slash = path.data + path.len - 1;
+         slash > path.data && *slash != '/';
+         slash--)
+    {
         /* void */
     }
 
-    dir.len = (slash == path.data) ? 1 : (size_t) (slash - path.data);
-    dir.data = ngx_pnalloc(cf->pool, dir.len + 1);
-    if (dir.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
+    if (*slash != '/') {
+        ngx_str_set(&dir, ".");
 
-    ngx_memcpy(dir.data, path.data, dir.len);
-    dir.data[dir.len] = '\0';
+    } else {
+        dir.len = (slash == path.data) ? 1 : (size_t) (slash - path.data);
+        dir.data = ngx_pnalloc(cf->pool, dir.len + 1);
+        if (dir.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(dir.data, path.data, dir.len);
+        dir.data[dir.len] = '\0';
+    }
 
     if (ngx_file_info(dir.data, &fi) == NGX_FILE_ERROR) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
