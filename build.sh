@@ -149,7 +149,9 @@ run_demo() {
 
     build_module
     install_tools    # Swagger UI at /docs/
-    mkdir -p "$prefix/logs"
+    mkdir -p "$prefix/logs" "$prefix/state"
+    # state=: the workers write it, as nobody when nginx runs as root
+    chmod 1777 "$prefix/state"
 
     sed -e "s|%%MODULE%%|$MODULE|g" \
         -e "s|%%DEMO%%|$ROOT/demo|g" \

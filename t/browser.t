@@ -97,6 +97,11 @@ $conf =~ s/%%DEMO%%/$ROOT\/demo/g;
 $conf =~ s/%%ROOT%%/$ROOT/g;
 $conf =~ s/%%PREFIX%%/$dir/g;
 
+# the state= directory, as ./build.sh run makes it: the workers' to write
+chmod 0711, $dir;
+mkdir "$dir/state";
+chmod 01777, "$dir/state";
+
 my $ports = $conf =~ s/\b127\.0\.0\.1:8080\b/127.0.0.1:$port/g;
 my $intervals = $conf =~ s/\binterval=10s\b/interval=2s/g;
 my $logs = $conf =~ s/^error_log\s+stderr\s+\w+;/error_log $dir\/error.log info;/mg;
