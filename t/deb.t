@@ -118,6 +118,17 @@ is(status_of($PKG), 'installed ' . `dpkg-deb -f '$deb' Version` =~ s/\s+//gr,
    'dpkg: installed, the version built');
 
 ok(-f $SO, "the module in $SO");
+
+# state= (README, Restart): a directory the workers (www-data) write in
+
+my $STATE = '/var/lib/nginx/stockprice';
+my @st = stat $STATE;
+my ($www) = (getpwnam('www-data'))[2];
+
+ok(-d $STATE && defined $www && $st[4] == $www && ($st[2] & 07777) == 0750,
+   "$STATE: www-data's, 0750")
+    or diag(sprintf('uid %s (www-data %s), mode %o', $st[4] // '-',
+                    $www // '-', ($st[2] // 0) & 07777));
 is(slurp($AVAIL), "load_module modules/ngx_http_stockprice_module.so;\n",
    "the load file in $AVAIL");
 is(readlink($ENABLED), $AVAIL, "enabled: $ENABLED links to it");
@@ -196,6 +207,31 @@ serve('the example with auth', sub {
     is($r->{status}, 401, 'the example with auth: the feed wants a token');
 });
 
+# the state= line of the example's comment, with the user of Debian's
+# nginx.conf: the workers write the file there, a restart serves it
+
+serve('the example with state=', sub {
+    my ($conf) = @_;
+    my ($line) = $example =~ /^#\s+(state=\S+)\s*$/m or return undef;
+    $conf =~ s{^(stockprice_poll\s+\S+)}{$1 $line}m or return undef;
+    return $conf;
+}, sub {
+    my ($t) = @_;
+    my $file = "$STATE/stocks.state";
+
+    ok($t->wait_for(sub { -s $file }, 5),
+       "the example with state=: $file written");
+    is((stat $file)[4], $www, 'the example with state=: by www-data');
+
+    $t->stop('TERM');
+    $t->run;
+
+    my $st = $t->status('/api/StockPrice.status');
+    ok(($st->{restored} // 0) >= 3,
+       'the example with state=: restarted, restored '
+       . ($st->{restored} // 'none'));
+}, "user www-data;\n");
+
 ###############################################################################
 
 # purge
@@ -222,6 +258,7 @@ for (`dpkg -S @left 2>/dev/null`) {
 
 is(join(' ', grep { !$owned{$_} } @left), '',
    'no directory of it is left that no other package owns');
+ok(!-e $STATE, "$STATE is gone, with the state file in it");
 ok(!-e $ENABLED && !-l $ENABLED && !-l "$ENABLED.removed",
    'no modules-enabled link');
 
@@ -237,10 +274,10 @@ done_testing;
 # serve($name, $rewrite, $more): a nginx of its own whose http block
 # includes the example as $rewrite makes it of the example with its port
 # replaced; the prices after the first refresh; $more->($t, $status)
-# for further checks
+# for further checks; $main, lines for the main context before the rest
 
 sub serve {
-    my ($name, $rewrite, $more) = @_;
+    my ($name, $rewrite, $more, $main) = @_;
 
     my $t = StockTest->new;
     my $d = $t->dir;
@@ -260,7 +297,7 @@ sub serve {
     }
 
     $t->write_file('stockprice.conf', $conf);
-    $t->write_config(<<'EOF');
+    $t->write_config(($main // '') . <<'EOF');
 %%BASE%%
 include /etc/nginx/modules-enabled/*.conf;
 events { worker_connections 64; }
