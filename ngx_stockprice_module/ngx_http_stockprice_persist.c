@@ -17,6 +17,13 @@
 #include <ngx_http_stockprice_persist.h>
 
 
+/* FILE.PID.tmp, and its NUL */
+#define NGX_HTTP_STOCKPRICE_PERSIST_TEMP_LEN(path)                            \
+    ((path)->len + sizeof(".4294967295.tmp"))
+
+#define ngx_http_stockprice_persist_temp(buf, path, pid)                      \
+    (void) ngx_sprintf(buf, "%V.%P.tmp%Z", path, pid)
+
 /* one write a second at most, for a zone */
 #define NGX_HTTP_STOCKPRICE_PERSIST_EVERY  1000
 
@@ -308,7 +315,7 @@ ngx_http_stockprice_persist_alloc(void *data, size_t size)
 }
 
 
-/* the snapshot's parts, as zone.c lays them out */
+/* the snapshot's parts, as a refresh would make them */
 
 static void
 ngx_http_stockprice_persist_plan(ngx_http_stockprice_state_t *st,
@@ -336,10 +343,10 @@ ngx_http_stockprice_persist_plan(ngx_http_stockprice_state_t *st,
         plan->gz_size = ngx_http_stockprice_gzip_bound(plan->list_len);
     }
 
-    plan->size = sizeof(ngx_http_stockprice_snap_t)
-                 + st->nsymbols * sizeof(ngx_http_stockprice_sym_t)
-                 + plan->nlens * sizeof(uint32_t)
-                 + plan->list_len + plan->older_len + plan->gz_size;
+    plan->size = ngx_http_stockprice_zone_snap_size(st->nsymbols, plan->nlens,
+                                                    plan->list_len,
+                                                    plan->older_len)
+                 + plan->gz_size;
 }
 
 
@@ -376,11 +383,8 @@ ngx_http_stockprice_persist_restore(ngx_http_stockprice_sh_t *sh,
     snap->size = plan->size;
     snap->nsymbols = st->nsymbols;
     snap->nrecords = st->nrecords;
-    snap->syms = (ngx_http_stockprice_sym_t *) (snap + 1);
-
-    lens = (uint32_t *) (snap->syms + st->nsymbols);
-    snap->list = (u_char *) (lens + plan->nlens);
-    snap->list_len = plan->list_len;
+    lens = ngx_http_stockprice_zone_snap_lay_out(snap, st->nsymbols,
+                                                 plan->nlens, plan->list_len);
 
     p = snap->list;
     q = snap->list + plan->list_len;
@@ -508,12 +512,12 @@ ngx_http_stockprice_persist_init_process(ngx_cycle_t *cycle,
     job->dir = &feed->state_dir;
 
     job->temp = ngx_pnalloc(cycle->pool,
-                            feed->state.len + sizeof(".4294967295.tmp"));
+                        NGX_HTTP_STOCKPRICE_PERSIST_TEMP_LEN(&feed->state));
     if (job->temp == NULL) {
         return NGX_ERROR;
     }
 
-    (void) ngx_sprintf(job->temp, "%V.%P.tmp%Z", &feed->state, ngx_pid);
+    ngx_http_stockprice_persist_temp(job->temp, &feed->state, ngx_pid);
 
     p->ctx = ctx;
     p->job = job;
@@ -652,12 +656,13 @@ ngx_http_stockprice_persist_forget(ngx_http_stockprice_persist_t *p,
 
     path = p->job->path;
 
-    temp = ngx_alloc(path->len + sizeof(".4294967295.tmp"), p->timer.log);
+    temp = ngx_alloc(NGX_HTTP_STOCKPRICE_PERSIST_TEMP_LEN(path),
+                     p->timer.log);
     if (temp == NULL) {
         return;
     }
 
-    (void) ngx_sprintf(temp, "%V.%P.tmp%Z", path, pid);
+    ngx_http_stockprice_persist_temp(temp, path, pid);
     (void) ngx_delete_file(temp);
 
     ngx_free(temp);

@@ -829,10 +829,9 @@ ngx_http_stockprice_zone_build_step(ngx_http_stockprice_zone_build_t *b)
 
         b->list_len += 2 + (b->nplan ? b->nplan - 1 : 0);
 
-        b->size = sizeof(ngx_http_stockprice_snap_t)
-                  + b->nplan * sizeof(ngx_http_stockprice_sym_t)
-                  + b->nlens * sizeof(uint32_t)
-                  + b->list_len + b->older_len;
+        b->size = ngx_http_stockprice_zone_snap_size(b->nplan, b->nlens,
+                                                     b->list_len,
+                                                     b->older_len);
 
         /* with gzip=on, room for the list compressed, at the end */
 
@@ -1063,6 +1062,41 @@ ngx_http_stockprice_zone_plan_older(ngx_http_stockprice_zone_plan_t *pl,
 }
 
 
+/*
+ * A snapshot's layout, at the start of a half: the snapshot, its symbols,
+ * the lengths of the older records, the list "[r0,r1,...]", the older
+ * records ",r1,r2..." of each symbol, then, with gzip=on, room for the
+ * list compressed.  Its size without that room; its parts placed, the
+ * lengths' start returned.
+ */
+
+size_t
+ngx_http_stockprice_zone_snap_size(ngx_uint_t nsymbols, ngx_uint_t nlens,
+    size_t list_len, size_t older_len)
+{
+    return sizeof(ngx_http_stockprice_snap_t)
+           + nsymbols * sizeof(ngx_http_stockprice_sym_t)
+           + nlens * sizeof(uint32_t)
+           + list_len + older_len;
+}
+
+
+uint32_t *
+ngx_http_stockprice_zone_snap_lay_out(ngx_http_stockprice_snap_t *snap,
+    ngx_uint_t nsymbols, ngx_uint_t nlens, size_t list_len)
+{
+    uint32_t  *lens;
+
+    snap->syms = (ngx_http_stockprice_sym_t *) (snap + 1);
+
+    lens = (uint32_t *) (snap->syms + nsymbols);
+    snap->list = (u_char *) (lens + nlens);
+    snap->list_len = list_len;
+
+    return lens;
+}
+
+
 /* where the new snapshot's parts go, at the start of the other half */
 
 static void
@@ -1091,11 +1125,8 @@ ngx_http_stockprice_zone_place(ngx_http_stockprice_zone_build_t *b)
                                       : b->old->last_modified;
     snap->nsymbols = b->nplan;
     snap->nrecords = b->nrecords;
-    snap->syms = (ngx_http_stockprice_sym_t *) (snap + 1);
-
-    b->lens = (uint32_t *) (snap->syms + b->nplan);
-    snap->list = (u_char *) (b->lens + b->nlens);
-    snap->list_len = b->list_len;
+    b->lens = ngx_http_stockprice_zone_snap_lay_out(snap, b->nplan, b->nlens,
+                                                    b->list_len);
 
     b->p = snap->list;
     b->q = snap->list + b->list_len;

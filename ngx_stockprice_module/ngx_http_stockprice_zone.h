@@ -322,6 +322,12 @@ ngx_int_t ngx_http_stockprice_zone_build_publish(
     ngx_http_stockprice_zone_build_t *b, u_char *gz, size_t len);
 void ngx_http_stockprice_zone_build_free(ngx_http_stockprice_zone_build_t *b);
 
+size_t ngx_http_stockprice_zone_snap_size(ngx_uint_t nsymbols,
+    ngx_uint_t nlens, size_t list_len, size_t older_len);
+uint32_t *ngx_http_stockprice_zone_snap_lay_out(
+    ngx_http_stockprice_snap_t *snap, ngx_uint_t nsymbols, ngx_uint_t nlens,
+    size_t list_len);
+
 ngx_int_t ngx_http_stockprice_zone_read(ngx_http_stockprice_ctx_t *ctx,
     ngx_http_stockprice_zone_view_t *view, u_char *buf, size_t size);
 void ngx_http_stockprice_zone_status(ngx_http_stockprice_ctx_t *ctx,
